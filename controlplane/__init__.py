@@ -1,0 +1,1 @@
+"""Sandlåda control plane: people-facing state and decisions behind a FastAPI service."""

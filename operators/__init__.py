@@ -1,0 +1,1 @@
+"""kopf operators that converge the cluster to Sandlåda's custom resources."""
