@@ -45,3 +45,17 @@ def with_hash_suffix(slug: str, seed: str, max_length: int = SLUG_MAX_LENGTH) ->
 def namespace_for(slug: str) -> str:
     """The namespace that holds tenant ``slug``'s objects."""
     return f"{NAMESPACE_PREFIX}{slug}"
+
+
+TENANT_ROLES = ("admin", "member")
+
+
+def tenant_group(slug: str, role: str) -> str:
+    """The identity group (Keycloak group name, token ``groups`` entry, RBAC Group subject).
+
+    One name everywhere, so a single Keycloak membership grants access in the API, in
+    Kubernetes RBAC and in MLflow: ``t-<slug>-admins`` or ``t-<slug>-members``.
+    """
+    if role not in TENANT_ROLES:
+        raise ValueError(f"role must be one of {TENANT_ROLES}, not {role!r}")
+    return f"{NAMESPACE_PREFIX}{slug}-{role}s"
