@@ -23,7 +23,9 @@ def is_valid_slug(slug: str) -> bool:
 
 
 def slugify(text: str, max_length: int = SLUG_MAX_LENGTH) -> str:
-    """Turn a human name ("Kiruna kommun – AI-pilot") into a DNS-1123 label ("kiruna-kommun-ai-pilot").
+    """Turn a human name ("Kiruna kommun – AI-pilot") into a DNS-1123 label.
+
+    "Kiruna kommun – AI-pilot" becomes "kiruna-kommun-ai-pilot".
 
     Swedish letters lose their diacritics (å, ä → a; ö → o). Returns ``"tenant"`` when nothing
     usable is left, so the result is always a valid label.
