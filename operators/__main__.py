@@ -1,0 +1,29 @@
+"""``python -m operators``: run the Sandlåda operators against ``KUBECONFIG`` (or in-cluster).
+
+Equivalent to ``kopf run --all-namespaces --standalone -m operators.tenant``, with the options
+taken from `OperatorConfig` (``SANDLADA_OPERATOR_*``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+
+import operators.tenant  # noqa: F401  (registers the handlers)
+from operators.config import OperatorConfig
+
+
+def main() -> None:
+    """Run until SIGINT/SIGTERM."""
+    config = OperatorConfig()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    kopf.run(
+        clusterwide=True,
+        standalone=config.standalone,
+        liveness_endpoint=config.health_url,
+    )
+
+
+if __name__ == "__main__":
+    main()

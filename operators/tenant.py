@@ -1,0 +1,338 @@
+"""kopf handlers for ``Tenant``: thin glue between the builders, storage and status.
+
+Each handler parses the body into the `tenants` models, builds the desired objects with the
+pure builders, server-side applies them through `KubernetesStorage`, and reports through
+``status`` (``phase`` and the ``Ready`` condition). Bad specs are `kopf.PermanentError`
+(shown in status, not retried until the spec changes); API trouble is `kopf.TemporaryError`.
+
+Drift repair is event-driven: the operator watches every kind it creates, filtered by our
+label, and re-applies an object as soon as it is deleted or no longer matches what the
+builders produce. The desired state comes from an in-memory kopf index of the Tenants, so an
+unchanged child costs no API call.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from operators.config import OperatorConfig
+from operators.drift import drifted
+from operators.storage import KubernetesError, KubernetesStorage, api_client_from_environment
+from tenants.builders import GPU_RESOURCE, build_network_policies, build_tenant_objects
+from tenants.crd import tenant_crd
+from tenants.labels import MANAGED_BY, MANAGED_BY_LABEL, TENANT_LABEL
+from tenants.names import namespace_for
+from tenants.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, Tenant, TenantSpec
+from tenants.status import READY, Reason, set_condition
+
+FINALIZER = "sandlada.se/tenant-operator"
+_ANNOTATION_PREFIX = "operator.sandlada.se"
+_OURS: dict[str, Any] = {
+    MANAGED_BY_LABEL: MANAGED_BY,
+    TENANT_LABEL: kopf.PRESENT,
+}
+# (group/version, plural) of every kind the builders produce, for drift watching.
+_CHILD_RESOURCES = (
+    ("v1", "namespaces"),
+    ("v1", "resourcequotas"),
+    ("v1", "limitranges"),
+    ("v1", "serviceaccounts"),
+    ("networking.k8s.io/v1", "networkpolicies"),
+    ("rbac.authorization.k8s.io/v1", "roles"),
+    ("rbac.authorization.k8s.io/v1", "rolebindings"),
+)
+
+
+@dataclass(frozen=True)
+class IndexedTenant:
+    """What drift repair needs to know about a Tenant, kept in memory by kopf."""
+
+    uid: str
+    spec: TenantSpec | None  # None when the spec is invalid: nothing to repair towards
+    deleting: bool
+    gpus_used: int | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _storage(memo: kopf.Memo) -> KubernetesStorage:
+    storage: KubernetesStorage = memo["storage"]
+    return storage
+
+
+def _config(memo: kopf.Memo) -> OperatorConfig:
+    config: OperatorConfig = memo["config"]
+    return config
+
+
+def _owner(name: str, uid: str) -> kopf.Body:
+    return kopf.Body(
+        {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name, "uid": uid}}
+    )
+
+
+def _report(
+    patch: kopf.Patch,
+    status: kopf.Status,
+    *,
+    phase: Phase,
+    ready: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+) -> None:
+    """Put phase and the Ready condition into the status patch kopf writes after the handler."""
+    patch.status["phase"] = phase.value
+    patch.status["conditions"] = set_condition(
+        list(status.get("conditions") or []),
+        type_=READY,
+        status=ready,
+        reason=reason,
+        message=message,
+        now=_now(),
+        generation=generation,
+    )
+    if generation is not None:
+        patch.status["observedGeneration"] = generation
+
+
+@kopf.on.startup()
+def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Settings, the API client in ``memo``, and (for local runs) the CRD."""
+    config = OperatorConfig()
+    settings.persistence.finalizer = FINALIZER
+    # Annotations, not status: the CRD's structural schema would prune a status.kopf field.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=_ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=_ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    # Every handler success as a Kubernetes Event would double the API writes per tenant.
+    settings.posting.level = logging.WARNING
+    settings.peering.standalone = config.standalone
+    settings.execution.max_workers = config.workers
+    # React to an event quickly; the default 0.1 s window is latency we do not need.
+    settings.batching.batch_window = 0.02
+    storage = KubernetesStorage(api_client_from_environment(pool_size=config.workers + 4))
+    if config.install_crd:
+        storage.install_crd(tenant_crd())
+    memo["config"] = config
+    memo["storage"] = storage
+
+
+@kopf.on.probe(id="apiserver")
+def apiserver_version(*, memo: kopf.Memo, **_: Any) -> str:
+    """Liveness: the operator can still reach the apiserver."""
+    return _storage(memo).server_version()
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def tenants_by_name(
+    *, name: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Status, **_: Any
+) -> dict[str, IndexedTenant]:
+    """Tenants by name (= slug), so child events find their desired state without a GET."""
+    try:
+        spec: TenantSpec | None = TenantSpec.model_validate(body.get("spec") or {})
+    except ValidationError:
+        spec = None
+    return {
+        name: IndexedTenant(
+            uid=str(meta.get("uid")),
+            spec=spec,
+            deleting=meta.get("deletionTimestamp") is not None,
+            gpus_used=status.get("gpusUsed"),
+        )
+    }
+
+
+def _apply_all(storage: KubernetesStorage, spec: TenantSpec, owner: kopf.Body) -> None:
+    for obj in build_tenant_objects(spec).all():
+        kopf.append_owner_reference(obj, owner=owner)
+        storage.apply(obj)
+    # Network policies are the only kind whose set follows the spec (shared services):
+    # a policy for a service no longer allowed must go, or the access would outlive the grant.
+    namespace = namespace_for(spec.slug)
+    wanted = {p["metadata"]["name"] for p in build_network_policies(spec)}
+    selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{TENANT_LABEL}={spec.slug}"
+    for name in storage.list_network_policy_names(namespace, selector):
+        if name not in wanted:
+            storage.delete_network_policy(namespace, name)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def reconcile(
+    *,
+    body: kopf.Body,
+    name: str,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
+) -> None:
+    """Converge the tenant's namespace and everything in it to the spec."""
+    generation = meta.get("generation")
+    try:
+        tenant = Tenant.model_validate(dict(body))
+    except ValidationError as exc:
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        _report(
+            patch,
+            status,
+            phase=Phase.FAILED,
+            ready=False,
+            reason=Reason.INVALID_SPEC,
+            message=message,
+            generation=generation,
+        )
+        raise kopf.PermanentError(f"invalid Tenant spec: {message}") from exc
+
+    spec = tenant.spec
+    storage = _storage(memo)
+    try:
+        _apply_all(storage, spec, _owner(name, str(meta.get("uid"))))
+        if spec.suspended:
+            storage.delete_pods(namespace_for(spec.slug))
+    except KubernetesError as exc:
+        _report(
+            patch,
+            status,
+            phase=Phase.FAILED if not exc.transient else Phase.PROVISIONING,
+            ready=False,
+            reason=Reason.APPLY_FAILED,
+            message=str(exc),
+            generation=generation,
+        )
+        if exc.transient:
+            raise kopf.TemporaryError(str(exc), delay=_config(memo).retry_delay) from exc
+        raise kopf.PermanentError(str(exc)) from exc
+
+    patch.status["namespace"] = namespace_for(spec.slug)
+    if spec.suspended:
+        _report(
+            patch,
+            status,
+            phase=Phase.SUSPENDED,
+            ready=False,
+            reason=Reason.SUSPENDED,
+            message="suspended: no new pods; running pods stopped; data kept",
+            generation=generation,
+        )
+        return
+    _report(
+        patch,
+        status,
+        phase=Phase.READY,
+        ready=True,
+        reason=Reason.PROVISIONED,
+        message=f"namespace {namespace_for(spec.slug)} and its policies are in place",
+        generation=generation,
+    )
+    if not status.get("provisionedAt"):
+        patch.status["provisionedAt"] = _now().isoformat().replace("+00:00", "Z")
+    logger.info("tenant %s is ready", name)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+def delete(
+    *,
+    name: str,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """Remove the namespace (and all in it), reporting progress until it is gone."""
+    namespace = namespace_for(name)
+    try:
+        state = _storage(memo).delete_namespace(namespace)
+    except KubernetesError as exc:
+        raise kopf.TemporaryError(str(exc), delay=_config(memo).retry_delay) from exc
+    if state is None:
+        return  # gone: kopf removes the finalizer and the Tenant disappears
+    message = f"namespace {namespace} is {state.phase}" + (
+        f": {state.message}" if state.message else ""
+    )
+    _report(
+        patch,
+        status,
+        phase=Phase.DELETING,
+        ready=False,
+        reason=Reason.DELETING,
+        message=message,
+        generation=meta.get("generation"),
+    )
+    raise kopf.TemporaryError(message, delay=_config(memo).deletion_poll)
+
+
+def _desired_child(spec: TenantSpec, kind: str, name: str) -> dict[str, Any] | None:
+    for obj in build_tenant_objects(spec).all():
+        if obj["kind"] == kind and obj["metadata"]["name"] == name:
+            return obj
+    return None
+
+
+def _child_event(
+    *,
+    type: str,
+    body: kopf.Body,
+    tenants_by_name: kopf.Index[str, IndexedTenant],
+    memo: kopf.Memo,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
+) -> None:
+    """Restore a child that was deleted or edited; keep the Tenant's GPU usage current."""
+    metadata = body.get("metadata") or {}
+    slug = str((metadata.get("labels") or {}).get(TENANT_LABEL, ""))
+    tenant = next(iter(tenants_by_name.get(slug, [])), None) if slug else None
+    if tenant is None or tenant.deleting or tenant.spec is None:
+        return
+    kind = str(body.get("kind"))
+    desired = _desired_child(tenant.spec, kind, str(metadata.get("name")))
+    if desired is None:
+        return  # ours by label but not built (e.g. a revoked policy): reconcile prunes those
+    storage = _storage(memo)
+    try:
+        if type == "DELETED" or drifted(desired, dict(body)):
+            logger.info(
+                "repairing %s %s of tenant %s (%s)",
+                kind,
+                desired["metadata"]["name"],
+                slug,
+                type or "listed",
+            )
+            kopf.append_owner_reference(desired, owner=_owner(slug, tenant.uid))
+            storage.apply(desired)
+        if kind == "ResourceQuota" and type != "DELETED":
+            used = ((body.get("status") or {}).get("used") or {}).get(f"requests.{GPU_RESOURCE}")
+            gpus_used = int(used) if used is not None else 0
+            if gpus_used != tenant.gpus_used:
+                storage.patch_tenant_status(slug, {"gpusUsed": gpus_used})
+    except KubernetesError as exc:
+        if exc.transient:
+            # Namespace being torn down or re-created: the Tenant's own handlers take over.
+            logger.warning("could not repair %s of %s: %s", kind, slug, exc)
+            return
+        raise kopf.PermanentError(str(exc)) from exc
+
+
+for _api_version, _plural in _CHILD_RESOURCES:
+    # kopf passes indexes as extra keyword arguments its WatchingFn protocol does not list.
+    kopf.on.event(_api_version, _plural, labels=_OURS, id=f"repair-{_plural}")(
+        _child_event  # type: ignore[arg-type]
+    )
