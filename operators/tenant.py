@@ -185,7 +185,8 @@ def reconcile(
     """Converge the tenant's namespace and everything in it to the spec."""
     generation = meta.get("generation")
     try:
-        tenant = Tenant.model_validate(dict(body))
+        # Only the spec (and the name it must match) decides; status is ours and never invalid.
+        tenant = Tenant.model_validate({"metadata": {"name": name}, "spec": body.get("spec")})
     except ValidationError as exc:
         message = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
