@@ -13,6 +13,7 @@ run creates is deleted afterwards.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 import threading
@@ -99,7 +100,7 @@ def plain_apply(storage: KubernetesStorage, slug: str) -> None:
         storage.apply(obj)
 
 
-def run(kubeconfig: Path, sequential: int, bulk: int) -> None:
+def run(kubeconfig: Path, sequential: int, bulk: int) -> None:  # noqa: PLR0915  (one script)
     configuration = client.Configuration()
     config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
     configuration.connection_pool_maxsize = WORKERS + 4
@@ -136,9 +137,8 @@ def run(kubeconfig: Path, sequential: int, bulk: int) -> None:
             plain.append(time.monotonic() - start)
             plain_namespaces.append(namespace_for(slug))
         print(_summary("plain client, sequential", plain))
-        print(
-            f"ratio p95 operator/plain: {_percentile(latencies, 0.95) / _percentile(plain, 0.95):.2f}"
-        )
+        ratio = _percentile(latencies, 0.95) / _percentile(plain, 0.95)
+        print(f"ratio p95 operator/plain: {ratio:.2f}")
 
         # Bulk, operator.
         slugs = [f"bb-{run_id}-{i}" for i in range(bulk)]
@@ -184,10 +184,8 @@ def run(kubeconfig: Path, sequential: int, bulk: int) -> None:
 
 
 def _ignore(call: Any) -> None:
-    try:
+    with contextlib.suppress(client.exceptions.ApiException):
         call()
-    except client.exceptions.ApiException:
-        pass
 
 
 def _wait_gone(custom: client.CustomObjectsApi, slugs: list[str], timeout: float = 600) -> None:
