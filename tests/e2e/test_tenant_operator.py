@@ -63,6 +63,7 @@ class Kube:
 
     def __init__(self, kubeconfig: Path, *, user: str | None = None, group: str | None = None):
         self.dyn = DynamicClient(_api_client(kubeconfig, user=user, group=group))
+        self.created: list[str] = []  # Tenants to delete at the end of the module
 
     def res(self, api_version: str, kind: str) -> Any:
         return self.dyn.resources.get(api_version=api_version, kind=kind)
@@ -109,16 +110,14 @@ def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 @pytest.fixture(scope="module")
 def kube(cluster: Any, operator: OperatorProcess) -> Iterator[Kube]:
     admin = Kube(cluster.kubeconfig)
-    created: list[str] = []
-    admin.created = created  # type: ignore[attr-defined]
     yield admin
     # Leave the shared cluster clean: delete what this module created while the operator
     # still runs to process the finalizers.
     tenants = admin.res(API_VERSION, "Tenant")
-    for slug in created:
+    for slug in admin.created:
         with contextlib.suppress(NotFoundError):
             tenants.delete(name=slug)
-    for slug in created:
+    for slug in admin.created:
         wait_for(lambda s=slug: admin.tenant(s) is None, f"tenant {slug} gone", timeout=120)
 
 
@@ -145,7 +144,7 @@ def create_tenant(kube: Kube, slug: str, **changes: Any) -> dict[str, Any]:
     spec = spec_dict(slug, **changes)
     body = tenant_body(TenantSpec.model_validate(spec))
     kube.create(body)
-    kube.created.append(slug)  # type: ignore[attr-defined]
+    kube.created.append(slug)
     return spec
 
 
@@ -242,6 +241,7 @@ class TestProvisioning:
         slug = new_slug()
         create_tenant(kube, slug, quota={"gpus": 2, "gpuModel": "NVIDIA-L4"})
         wait_ready(kube, slug)
+        wait_for(lambda: kube.tenant(slug)["status"].get("gpusUsed") == 0, "gpusUsed reported as 0")
         out = subprocess.run(
             ["kubectl", "--kubeconfig", str(cluster.kubeconfig), "get", "tenant", slug],
             capture_output=True,
@@ -304,14 +304,16 @@ class TestProvisioning:
                 "spec": create_tenant_raw,
             }
         )
-        kube.created.append(slug)  # type: ignore[attr-defined]
+        kube.created.append(slug)
         tenant = wait_ready(kube, slug, phase="Failed")
         ready = tenant["status"]["conditions"][0]
         assert ready["reason"] == "InvalidSpec"
         assert "organisation number" in ready["message"]
-        # Permanent: kopf recorded the failure and will not retry until the spec changes.
-        progress = tenant["metadata"]["annotations"]["operator.sandlada.se/reconcile"]
-        assert '"failure":true' in progress.replace(" ", "")
+        # Permanent: kopf marked this spec as handled and will not retry it until it changes.
+        handled = tenant["metadata"]["annotations"][
+            "operator.sandlada.se/last-handled-configuration"
+        ]
+        assert "212000-2628" in handled
         assert kube.get("v1", "Namespace", namespace_for(slug)) is None
         kube.res(API_VERSION, "Tenant").patch(
             name=slug,
