@@ -317,8 +317,13 @@ def _child_event(
                 slug,
                 type or "listed",
             )
-            kopf.append_owner_reference(desired, owner=_owner(slug, tenant.uid))
-            storage.apply(desired)
+            if kind == "Namespace":
+                # A deleted namespace took every child with it; their own DELETED events came
+                # while it was terminating and could not be repaired then.
+                _apply_all(storage, tenant.spec, _owner(slug, tenant.uid))
+            else:
+                kopf.append_owner_reference(desired, owner=_owner(slug, tenant.uid))
+                storage.apply(desired)
         if kind == "ResourceQuota" and type != "DELETED":
             used = ((body.get("status") or {}).get("used") or {}).get(f"requests.{GPU_RESOURCE}")
             gpus_used = int(used) if used is not None else 0

@@ -394,6 +394,24 @@ class TestDriftRepair:
         self._repaired(kube, tenant, "Role", "sandlada-tenant-member")
         self._repaired(kube, tenant, "RoleBinding", "sandlada-tenant-admin")
 
+    def test_deleted_namespace_comes_back_with_everything_in_it(
+        self, kube: Kube, tenant: dict[str, Any]
+    ) -> None:
+        namespace = namespace_for(tenant["slug"])
+        old_uid = kube.get("v1", "Namespace", namespace)["metadata"]["uid"]
+        kube.res("v1", "Namespace").delete(name=namespace)
+        wait_for(
+            lambda: (
+                (ns := kube.get("v1", "Namespace", namespace))
+                and ns["metadata"]["uid"] != old_uid
+                and ns["status"]["phase"] == "Active"
+            ),
+            "namespace re-created",
+            timeout=90,
+        )
+        uid = kube.tenant(tenant["slug"])["metadata"]["uid"]
+        wait_for(lambda: all_as_built(kube, tenant, uid) == [], "all children restored")
+
 
 class TestSuspension:
     def test_suspend_stops_pods_keeps_data_and_resume_allows_pods(self, kube: Kube) -> None:
