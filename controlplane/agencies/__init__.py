@@ -1,0 +1,1 @@
+"""Agencies: the organisations that ask for sandboxes, keyed by organisation number."""

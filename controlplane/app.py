@@ -1,0 +1,57 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from controlplane.audit.routes import router as audit_router
+from controlplane.auth.oidc import OidcVerifier
+from controlplane.capacity.routes import router as capacity_router
+from controlplane.database import Database
+from controlplane.errors import install_error_handlers
+from controlplane.health.metrics import Metrics, MetricsMiddleware
+from controlplane.health.routes import router as health_router
+from controlplane.logs import configure_logging
+from controlplane.requests.routes import router as requests_router
+from controlplane.settings import Settings, get_settings
+from controlplane.tenancy.routes import router as tenants_router
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    """Build the app; ``database`` lets tests hand in one bound to their transaction."""
+    settings = settings or get_settings()
+    configure_logging(json=settings.log_json)
+    database = database or Database.from_url(settings.database_url)
+    verifier = OidcVerifier(
+        settings.oidc_issuer,
+        settings.oidc_audience,
+        timeout=settings.oidc_http_timeout_seconds,
+        cache_seconds=settings.jwks_cache_seconds,
+        min_refetch_seconds=settings.jwks_min_refetch_seconds,
+    )
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        verifier.close()
+
+    app = FastAPI(
+        title="Sandlåda control plane",
+        version="1",
+        description="AI sandboxes for the Swedish public sector: requests, approvals, tenants, "
+        "GPU capacity and the audit trail. Every /api call needs an OIDC bearer token.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.verifier = verifier
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for router in (health_router, requests_router, tenants_router, capacity_router, audit_router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,1 @@
+"""Audit trail: a hash-chained record of every state change."""

@@ -1,0 +1,1 @@
+"""Identity: OIDC bearer tokens verified against the issuer's JWKS, and who may do what."""

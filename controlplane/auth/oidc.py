@@ -1,0 +1,122 @@
+"""Verify OIDC access tokens (RS256 JWTs) against the issuer's published keys.
+
+Discovery (``{issuer}/.well-known/openid-configuration``) gives the JWKS URL. Keys are cached;
+a token signed with a key id we have not seen triggers one refetch so that key rotation at the
+issuer needs no restart, and refetches are spaced so that made-up key ids cannot turn the
+control plane into a load generator against the issuer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import jwt
+from jwt import PyJWK, PyJWKSet
+
+from controlplane.errors import NotAuthenticatedError, ServiceUnavailableError
+
+ALGORITHMS = ["RS256"]
+CLOCK_LEEWAY_SECONDS = 30
+
+
+class OidcVerifier:
+    """Checks signature, issuer, audience and expiry of bearer tokens; thread-safe."""
+
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        *,
+        timeout: float = 5.0,
+        cache_seconds: float = 300.0,
+        min_refetch_seconds: float = 5.0,
+    ) -> None:
+        self.issuer = issuer.rstrip("/")
+        self.audience = audience
+        self._cache_seconds = cache_seconds
+        self._min_refetch_seconds = min_refetch_seconds
+        self._http = httpx.Client(timeout=timeout)
+        self._lock = threading.Lock()
+        self._jwks_uri: str | None = None
+        self._keys: dict[str, PyJWK] = {}
+        self._fetched_at = float("-inf")
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _get_json(self, url: str) -> dict[str, Any]:
+        try:
+            response = self._http.get(url)
+            response.raise_for_status()
+            document = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ServiceUnavailableError(f"identity provider unreachable at {url}: {exc}") from exc
+        if not isinstance(document, dict):
+            raise ServiceUnavailableError(f"identity provider returned a non-object from {url}")
+        return document
+
+    def _refresh(self) -> None:
+        if self._jwks_uri is None:
+            discovery = self._get_json(f"{self.issuer}/.well-known/openid-configuration")
+            if str(discovery.get("issuer", "")).rstrip("/") != self.issuer:
+                raise ServiceUnavailableError(
+                    f"discovery document names issuer {discovery.get('issuer')!r}, "
+                    f"expected {self.issuer!r}"
+                )
+            self._jwks_uri = str(discovery["jwks_uri"])
+        jwks = self._get_json(self._jwks_uri)
+        try:
+            key_set = PyJWKSet.from_dict(jwks)
+        except jwt.PyJWTError as exc:
+            raise ServiceUnavailableError(f"unusable JWKS at {self._jwks_uri}: {exc}") from exc
+        self._keys = {key.key_id: key for key in key_set.keys if key.key_id}
+        self._fetched_at = time.monotonic()
+
+    def _signing_key(self, kid: str) -> PyJWK:
+        with self._lock:
+            age = time.monotonic() - self._fetched_at
+            if age > self._cache_seconds or (
+                kid not in self._keys and age >= self._min_refetch_seconds
+            ):
+                self._refresh()
+            key = self._keys.get(kid)
+        if key is None:
+            raise NotAuthenticatedError(f"token is signed with unknown key id {kid!r}")
+        return key
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims if it is valid; raises NotAuthenticatedError otherwise."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise NotAuthenticatedError(f"malformed bearer token: {exc}") from exc
+        if header.get("alg") not in ALGORITHMS:
+            raise NotAuthenticatedError(f"token algorithm must be RS256, not {header.get('alg')!r}")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise NotAuthenticatedError("token header has no key id (kid)")
+        key = self._signing_key(kid)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=CLOCK_LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise NotAuthenticatedError("token has expired") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise NotAuthenticatedError(
+                f"token audience does not include {self.audience!r}"
+            ) from exc
+        except jwt.InvalidIssuerError as exc:
+            raise NotAuthenticatedError(f"token issuer is not {self.issuer!r}") from exc
+        except jwt.PyJWTError as exc:
+            raise NotAuthenticatedError(f"invalid token: {exc}") from exc
+        return claims

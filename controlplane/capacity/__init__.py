@@ -1,0 +1,1 @@
+"""GPU capacity ledger: what the cluster offers and what approvals have reserved."""

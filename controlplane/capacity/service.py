@@ -1,0 +1,112 @@
+"""Capacity rules: list, set, and reserve GPUs for an approval without oversubscribing."""
+
+from __future__ import annotations
+
+import math
+
+from sqlalchemy.orm import Session
+
+from controlplane.audit.service import Actor, record
+from controlplane.capacity.repository import CapacityRepository
+from controlplane.capacity.schemas import CapacityOut
+from controlplane.errors import (
+    CapacityExceededError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
+from controlplane.models import GpuCapacity
+from controlplane.schemas import clean_text_problem
+
+
+def _limit(total: int, overcommit: float) -> int:
+    return math.floor(total * overcommit)
+
+
+def _out(capacity: GpuCapacity, granted: int, overcommit: float) -> CapacityOut:
+    return CapacityOut(
+        gpu_model=capacity.gpu_model,
+        total=capacity.total,
+        granted=granted,
+        free=max(0, _limit(capacity.total, overcommit) - granted),
+    )
+
+
+def list_capacity(session: Session, overcommit: float) -> list[CapacityOut]:
+    repository = CapacityRepository(session)
+    granted = repository.granted_by_model()
+    return [_out(c, granted.get(c.gpu_model, 0), overcommit) for c in repository.list()]
+
+
+def get_capacity(session: Session, gpu_model: str, overcommit: float) -> CapacityOut:
+    repository = CapacityRepository(session)
+    capacity = repository.get(gpu_model)
+    if capacity is None:
+        raise NotFoundError(f"no capacity is registered for GPU model {gpu_model!r}")
+    return _out(capacity, repository.granted(gpu_model), overcommit)
+
+
+def known_models(session: Session) -> list[str]:
+    return [c.gpu_model for c in CapacityRepository(session).list()]
+
+
+def require_known_model(session: Session, field: str, gpu_model: str) -> None:
+    """422 naming ``field`` unless ``gpu_model`` is registered."""
+    if clean_text_problem(gpu_model) is None and CapacityRepository(session).get(gpu_model):
+        return
+    models = ", ".join(known_models(session)) or "none registered"
+    raise InvalidInputError(field, f"unknown GPU model {gpu_model!r}; known models: {models}")
+
+
+def set_capacity(
+    session: Session, actor: Actor, gpu_model: str, total: int, overcommit: float
+) -> CapacityOut:
+    """Register or change how many GPUs of a model the cluster offers."""
+    repository = CapacityRepository(session)
+    capacity = repository.get_for_update(gpu_model)
+    granted = repository.granted(gpu_model)
+    if total < 0:
+        raise InvalidInputError("total", "must not be negative")
+    if granted > _limit(total, overcommit):
+        raise ConflictError(
+            f"{granted} {gpu_model} GPUs are granted to tenants; total cannot go below what "
+            f"that needs ({math.ceil(granted / overcommit)})"
+        )
+    before = None if capacity is None else {"gpu_model": gpu_model, "total": capacity.total}
+    if capacity is None:
+        capacity = repository.add(GpuCapacity(gpu_model=gpu_model, total=total))
+    else:
+        capacity.total = total
+        session.flush()
+    record(
+        session,
+        actor,
+        "capacity.set",
+        "gpu_capacity",
+        gpu_model,
+        before=before,
+        after={"gpu_model": gpu_model, "total": total},
+    )
+    return _out(capacity, granted, overcommit)
+
+
+def reserve(session: Session, field: str, gpu_model: str, gpus: int, overcommit: float) -> None:
+    """Check, under the model's row lock, that ``gpus`` more GPUs fit; the caller then grants them.
+
+    The lock is held until the caller's transaction ends, so the check and the grant are atomic
+    with respect to every other approval of the same model.
+    """
+    repository = CapacityRepository(session)
+    capacity = (
+        repository.get_for_update(gpu_model) if clean_text_problem(gpu_model) is None else None
+    )
+    if capacity is None:
+        require_known_model(session, field, gpu_model)
+        raise AssertionError("unreachable")  # pragma: no cover
+    granted = repository.granted(gpu_model)
+    free = _limit(capacity.total, overcommit) - granted
+    if gpus > free:
+        raise CapacityExceededError(
+            f"{gpus} {gpu_model} GPUs asked but only {max(free, 0)} are free "
+            f"({capacity.total} in the cluster, {granted} granted)"
+        )

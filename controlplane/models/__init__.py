@@ -1,0 +1,29 @@
+"""ORM models of the control plane, all in one package so Alembic sees one metadata."""
+
+from controlplane.models.agency import Agency
+from controlplane.models.audit import AuditEvent
+from controlplane.models.base import Base
+from controlplane.models.capacity import GpuCapacity
+from controlplane.models.enums import (
+    AgencyKind,
+    AiActRisk,
+    DataClassification,
+    RequestStatus,
+    TenantStatus,
+)
+from controlplane.models.sandbox_request import SandboxRequest
+from controlplane.models.tenant import Tenant
+
+__all__ = [
+    "Agency",
+    "AgencyKind",
+    "AiActRisk",
+    "AuditEvent",
+    "Base",
+    "DataClassification",
+    "GpuCapacity",
+    "RequestStatus",
+    "SandboxRequest",
+    "Tenant",
+    "TenantStatus",
+]

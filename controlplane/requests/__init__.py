@@ -1,0 +1,1 @@
+"""Sandbox requests: submission by an agency and the approval workflow."""

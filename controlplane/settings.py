@@ -1,0 +1,69 @@
+"""Control plane settings: one pydantic-settings class read from ``SANDLADA_*`` variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_DATABASE_URL = "sqlite:///var/sandlada.db"
+DEV_OIDC_ISSUER = "http://127.0.0.1:8080/realms/sandlada"
+
+
+class Settings(BaseSettings):
+    """Everything the control plane reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SANDLADA_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = Field(
+        DEV_DATABASE_URL,
+        description="SQLAlchemy URL; PostgreSQL (postgresql+psycopg://…) in production.",
+    )
+    oidc_issuer: str = Field(
+        DEV_OIDC_ISSUER,
+        description="OIDC issuer; discovery is at {issuer}/.well-known/openid-configuration.",
+    )
+    oidc_audience: str = "sandlada-controlplane"
+    oidc_http_timeout_seconds: float = Field(5.0, gt=0)
+    jwks_cache_seconds: int = Field(
+        300, ge=0, description="How long a fetched JWKS is trusted before it is fetched again."
+    )
+    jwks_min_refetch_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="Least time between JWKS refetches caused by tokens with unknown key ids.",
+    )
+    platform_admin_role: str = "platform-admin"
+    gpu_overcommit: float = Field(
+        1.0,
+        ge=1.0,
+        le=10.0,
+        description="Granted GPUs per model may reach total × this factor.",
+    )
+    log_json: bool = False
+
+    @model_validator(mode="after")
+    def _no_dev_defaults_in_production(self) -> Self:
+        # A production deployment that silently runs on the developer's SQLite file or trusts a
+        # loopback/plain-HTTP issuer would be a security hole, so refuse to start instead.
+        if self.environment != "production":
+            return self
+        problems = []
+        if self.database_url.startswith("sqlite"):
+            problems.append("SANDLADA_DATABASE_URL points at SQLite; use PostgreSQL")
+        if self.oidc_issuer == DEV_OIDC_ISSUER or not self.oidc_issuer.startswith("https://"):
+            problems.append("SANDLADA_OIDC_ISSUER must be the production issuer over https")
+        if problems:
+            raise ValueError(
+                "refusing to start in production with dev defaults: " + "; ".join(problems)
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()
