@@ -7,8 +7,8 @@ The shared server runs with ``--enable-workspaces`` and MLflow's basic-auth app.
   mlflow-kubernetes-plugins, where workspace = namespace, keeps every name);
 - a user ``t-<slug>`` whose password is derived from a platform key and the slug, so any
   reconcile can return the same credentials without storing them;
-- a role ``sandlada-tenant`` in that workspace granting ``USE`` on it (read everything, create
-  experiments and runs, own what it creates) and the user's assignment to it.
+- a role ``sandlada-tenant`` in that workspace (``TENANT_GRANTS``: enter and create, full rights
+  on its experiments, runs, artifacts, models and prompts) and the user's assignment to it.
 
 The user has no grant anywhere else, and the server denies what was not granted
 (``default_permission = NO_PERMISSIONS``, default workspace closed), so other tenants'
@@ -32,9 +32,21 @@ import httpx
 from tenants.names import is_valid_slug, namespace_for
 
 TENANT_ROLE = "sandlada-tenant"
+# What the tenant's role holds, all inside its own workspace. ``USE`` on the workspace lets the
+# user in and lets it create; on its own it only reaches what this user created, because the
+# server's default permission is NO_PERMISSIONS. The tenant is one team sharing one credential
+# (and later several member identities), so it gets full rights on every experiment (with its
+# runs, traces, logged models), registered model and prompt of the workspace.
+TENANT_GRANTS: tuple[tuple[str, str], ...] = (
+    ("workspace", "USE"),
+    ("experiment", "MANAGE"),
+    ("registered_model", "MANAGE"),
+    ("prompt", "MANAGE"),
+)
 WORKSPACE_HEADER = "X-MLFLOW-WORKSPACE"
 _USERS = "/api/2.0/mlflow/users"
 _ROLES = "/api/3.0/mlflow/roles"
+_USER_ROLES = "/api/3.0/mlflow/users/roles/list"
 _WORKSPACES = "/api/3.0/mlflow/workspaces"
 _EXPERIMENTS_SEARCH = "/api/2.0/mlflow/experiments/search"
 _ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
@@ -132,6 +144,7 @@ def remove_tenant_workspace(client: httpx.Client, slug: str, *, keep_data: bool 
     ``ensure_tenant_workspace`` gives access back to the same data.
     """
     name = tenant_workspace_name(slug)
+    _delete_owner_roles(client, name)
     _call(client, "DELETE", f"{_USERS}/delete", json={"username": name}, missing_ok=True)
     if keep_data:
         return
@@ -148,6 +161,26 @@ def remove_tenant_workspace(client: httpx.Client, slug: str, *, keep_data: bool 
             missing_ok=True,
         )
     _call(client, "DELETE", f"{_WORKSPACES}/{name}", params={"mode": "CASCADE"}, missing_ok=True)
+
+
+def _delete_owner_roles(client: httpx.Client, username: str) -> None:
+    """Delete the synthetic ``__user_<id>__`` roles holding the user's owner grants.
+
+    MLflow keys them by user id and keeps them when the user is deleted; a store that reuses
+    ids (SQLite does for the highest one) must not hand them to whoever gets the id next.
+    """
+    listed = _call(
+        client,
+        "GET",
+        _USER_ROLES,
+        params={"username": username},
+        missing_ok=True,
+    )
+    for role in (listed or {}).get("roles", []):
+        if str(role.get("name", "")).startswith("__user_"):
+            _call(
+                client, "DELETE", f"{_ROLES}/delete", json={"role_id": role["id"]}, missing_ok=True
+            )
 
 
 def _ensure_workspace(client: httpx.Client, name: str) -> None:
@@ -191,34 +224,34 @@ def _ensure_role(client: httpx.Client, workspace: str) -> int:
             json={
                 "workspace": workspace,
                 "name": TENANT_ROLE,
-                "description": "The tenant's own workspace: read all, create, own what it creates.",
+                "description": "The tenant's own workspace: everything in it, nothing else.",
             },
         )
         role = (created or {})["role"]
     role_id = int(role["id"])
-    granted = any(
-        p.get("resource_type") == "workspace"
-        and p.get("resource_pattern") == "*"
-        and p.get("permission") == "USE"
+    present = {
+        (p.get("resource_type"), p.get("resource_pattern"), p.get("permission"))
         for p in role.get("permissions", [])
-    )
-    if not granted:
+    }
+    for resource_type, permission in TENANT_GRANTS:
+        if (resource_type, "*", permission) in present:
+            continue
         _call(
             client,
             "POST",
             f"{_ROLES}/permissions/add",
             json={
                 "role_id": role_id,
-                "resource_type": "workspace",
+                "resource_type": resource_type,
                 "resource_pattern": "*",
-                "permission": "USE",
+                "permission": permission,
             },
         )
     return role_id
 
 
 def _ensure_assignment(client: httpx.Client, username: str, role_id: int) -> None:
-    listed = _call(client, "GET", "/api/3.0/mlflow/users/roles/list", params={"username": username})
+    listed = _call(client, "GET", _USER_ROLES, params={"username": username})
     if any(int(r["id"]) == role_id for r in (listed or {}).get("roles", [])):
         return
     _call(

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.tokens",
     "tests.fixtures.cluster",
     "tests.fixtures.keycloak",
+    "tests.fixtures.mlflow",
 ]

@@ -1,0 +1,1 @@
+"""Local MLflow tracking server for development and tests (see ``infra.mlflow.server``)."""
