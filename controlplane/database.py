@@ -56,8 +56,16 @@ def _configure_sqlite(engine: Engine) -> None:
 class Database:
     """The engine and the session factories for reads and for writes."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, connection: Connection | None = None) -> None:
         self.engine = engine
+        if connection is not None:
+            # Sessions join the caller's open transaction and commit only savepoints, so a
+            # test can roll everything back at its end.
+            self.sessionmaker = sessionmaker(
+                connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+            )
+            self.write_sessionmaker = self.sessionmaker
+            return
         self.sessionmaker = sessionmaker(engine, expire_on_commit=False)
         write_bind = engine.execution_options(**{_IMMEDIATE: True})
         self.write_sessionmaker = sessionmaker(write_bind, expire_on_commit=False)

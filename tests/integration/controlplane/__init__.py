@@ -1,0 +1,1 @@
+"""Integration tests of the control plane on SQLite and a real PostgreSQL."""
