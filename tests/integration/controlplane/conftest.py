@@ -57,6 +57,7 @@ class Api:
         self, method: str, path: str, persona: Persona | None = KIRUNA_REQUESTER, **kwargs: Any
     ) -> httpx.Response:
         headers = self.issuer.headers(persona) if persona is not None else {}
+        headers.update(kwargs.pop("headers", {}))
         return self.client.request(method, path, headers=headers, **kwargs)
 
     def submit(self, persona: Persona = KIRUNA_REQUESTER, **overrides: Any) -> dict[str, Any]:
@@ -86,7 +87,13 @@ def request_body(**overrides: Any) -> dict[str, Any]:
         "legal_basis": "Offentlighets- och sekretesslagen; kommunallagen 2 kap.",
         "data_classification": "internal",
         "ai_act_risk": "minimal",
-        "quota": {"gpus": 2, "gpu_model": GPU_MODEL, "cpu": 16, "memory_gib": 64, "storage_gib": 200},
+        "quota": {
+            "gpus": 2,
+            "gpu_model": GPU_MODEL,
+            "cpu": 16,
+            "memory_gib": 64,
+            "storage_gib": 200,
+        },
         "end_date": (date.today() + timedelta(days=180)).isoformat(),
     }
     body.update(overrides)
