@@ -1,5 +1,8 @@
 """The local cluster enforces what the platform relies on: quota, scheduling, RBAC, PSA, GC.
 
+Manifests are plain dicts (as the API documents them), so API objects are typed ``Any`` here: the
+client's models would make every field optional and every test a chain of None checks.
+
 Every test runs against the real apiserver, controller-manager, scheduler and kwok nodes started by
 the session-scoped ``cluster`` fixture, in namespaces of its own that are deleted afterwards.
 """
@@ -34,7 +37,7 @@ def core(admin: k8s.ApiClient) -> k8s.CoreV1Api:
 
 
 @pytest.fixture
-def make_namespace(core: k8s.CoreV1Api) -> Iterator[Callable[..., str]]:
+def make_namespace(core: Any) -> Iterator[Callable[..., str]]:
     """Create uniquely named namespaces; delete them after the test."""
     created: list[str] = []
 
@@ -53,7 +56,7 @@ def make_namespace(core: k8s.CoreV1Api) -> Iterator[Callable[..., str]]:
                 raise
 
 
-def create_namespace(core: k8s.CoreV1Api, name: str, labels: dict[str, str] | None = None) -> None:
+def create_namespace(core: Any, name: str, labels: dict[str, str] | None = None) -> None:
     """Create a namespace and wait for its default service account, which pods need."""
     core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels=labels)))
 
@@ -92,7 +95,7 @@ def gpu_pod(name: str, gpus: int) -> dict[str, Any]:
     }
 
 
-def test_gpu_quota_refuses_pods_beyond_it(core: k8s.CoreV1Api, make_namespace: Any) -> None:
+def test_gpu_quota_refuses_pods_beyond_it(core: Any, make_namespace: Any) -> None:
     ns = make_namespace("quota")
     core.create_namespaced_resource_quota(
         ns,
@@ -110,19 +113,19 @@ def test_gpu_quota_refuses_pods_beyond_it(core: k8s.CoreV1Api, make_namespace: A
     with pytest.raises(ApiException) as refused:
         core.create_namespaced_pod(ns, gpu_pod("three", 3))
     assert refused.value.status == 403
-    assert "exceeded quota" in refused.value.body
+    assert "exceeded quota" in str(refused.value.body)
 
     core.create_namespaced_pod(ns, gpu_pod("one", 1))
     core.create_namespaced_pod(ns, gpu_pod("two", 1))
     with pytest.raises(ApiException) as third:
         core.create_namespaced_pod(ns, gpu_pod("third", 1))
     assert third.value.status == 403
-    assert "exceeded quota" in third.value.body
+    assert "exceeded quota" in str(third.value.body)
     assert {p.metadata.name for p in core.list_namespaced_pod(ns).items} == {"one", "two"}
 
 
 def test_gpu_pod_runs_on_a_gpu_node_and_too_big_one_stays_pending(
-    core: k8s.CoreV1Api, make_namespace: Any
+    core: Any, make_namespace: Any
 ) -> None:
     ns = make_namespace("sched")
     core.create_namespaced_pod(ns, gpu_pod("fits", 1))
@@ -153,7 +156,8 @@ def test_rbac_edit_in_one_namespace_gives_nothing_in_another(
     cluster: ClusterInfo, admin: k8s.ApiClient, make_namespace: Any
 ) -> None:
     team_ns, other_ns = make_namespace("team"), make_namespace("other")
-    k8s.RbacAuthorizationV1Api(admin).create_namespaced_role_binding(
+    rbac: Any = k8s.RbacAuthorizationV1Api(admin)
+    rbac.create_namespaced_role_binding(
         team_ns,
         {
             "metadata": {"name": "team-edit"},
@@ -167,7 +171,7 @@ def test_rbac_edit_in_one_namespace_gives_nothing_in_another(
             ],
         },
     )
-    alice = k8s.CoreV1Api(
+    alice: Any = k8s.CoreV1Api(
         api_client(cluster, impersonate_user="alice", impersonate_groups=["team-a"])
     )
 
@@ -185,12 +189,10 @@ def test_rbac_edit_in_one_namespace_gives_nothing_in_another(
     with pytest.raises(ApiException) as forbidden:
         alice.list_namespaced_pod(other_ns)
     assert forbidden.value.status == 403
-    assert '"alice"' in forbidden.value.body
+    assert '"alice"' in str(forbidden.value.body)
 
 
-def test_restricted_pod_security_refuses_privileged_pod(
-    core: k8s.CoreV1Api, make_namespace: Any
-) -> None:
+def test_restricted_pod_security_refuses_privileged_pod(core: Any, make_namespace: Any) -> None:
     ns = make_namespace(
         "psa",
         labels={
@@ -209,7 +211,7 @@ def test_restricted_pod_security_refuses_privileged_pod(
     with pytest.raises(ApiException) as refused:
         core.create_namespaced_pod(ns, privileged)
     assert refused.value.status == 403
-    assert 'violates PodSecurity "restricted:latest"' in refused.value.body
+    assert 'violates PodSecurity "restricted:latest"' in str(refused.value.body)
 
     # A pod that meets the restricted profile is admitted, so the refusal above is PSA's doing.
     core.create_namespaced_pod(
@@ -239,7 +241,7 @@ def test_restricted_pod_security_refuses_privileged_pod(
 
 def test_deployment_becomes_available(admin: k8s.ApiClient, make_namespace: Any) -> None:
     ns = make_namespace("deploy")
-    apps = k8s.AppsV1Api(admin)
+    apps: Any = k8s.AppsV1Api(admin)
     labels = {"app": "web"}
     apps.create_namespaced_deployment(
         ns,
@@ -261,7 +263,7 @@ def test_deployment_becomes_available(admin: k8s.ApiClient, make_namespace: Any)
     )
 
 
-def test_namespace_deletion_completes(core: k8s.CoreV1Api) -> None:
+def test_namespace_deletion_completes(core: Any) -> None:
     ns = f"gone-{uuid.uuid4().hex[:8]}"
     create_namespace(core, ns)
     core.create_namespaced_config_map(ns, {"metadata": {"name": "data"}, "data": {"a": "b"}})
