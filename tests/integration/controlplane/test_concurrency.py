@@ -1,0 +1,129 @@
+"""50 concurrent approvals at capacity for 10 GPUs: no oversubscription, no duplicate tenant.
+
+Each approval runs in its own thread with its own session and connection on a committed
+database, as concurrent API requests would; on PostgreSQL the row locks do the work, on SQLite
+the single write lock does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import date, timedelta
+
+from sqlalchemy import func, select
+
+from controlplane.audit.service import verify_chain
+from controlplane.auth.principal import User
+from controlplane.database import Database
+from controlplane.errors import SandladaError
+from controlplane.models import RequestStatus, SandboxRequest, Tenant
+from controlplane.requests import service as requests
+from controlplane.requests.schemas import ApproveIn, SandboxRequestIn
+from tests.fixtures.tokens import ADMIN, KIRUNA, KIRUNA_REQUESTER
+from tests.integration.controlplane.conftest import GPU_MODEL, create_capacity
+
+ATTEMPTS = 50
+DISTINCT_REQUESTS = 30
+CAPACITY = 10
+
+
+def _user(persona_sub: str, *, admin: bool) -> User:
+    return User(
+        subject=persona_sub,
+        username=persona_sub,
+        name=persona_sub,
+        email=None,
+        roles=frozenset({"platform-admin"} if admin else ()),
+        groups=frozenset(),
+        organisation_number="2120002742",
+        organisation_claim=KIRUNA,
+        is_platform_admin=admin,
+    )
+
+
+def test_concurrent_approvals_never_oversubscribe(fresh_database_url: str) -> None:
+    database = Database.from_url(fresh_database_url, pool_size=ATTEMPTS, max_overflow=0)
+    requester = _user(KIRUNA_REQUESTER.sub, admin=False)
+    admin = _user(ADMIN.sub, admin=True)
+    try:
+        with database.session(write=True) as session:
+            create_capacity(session, CAPACITY)
+            ids = []
+            for _ in range(DISTINCT_REQUESTS):
+                # One name for all: concurrent approvals also race for the same slug.
+                body = SandboxRequestIn.model_validate(
+                    {
+                        "name": "Kiruna AI-pilot",
+                        "agency": {
+                            "name": "Kiruna kommun",
+                            "organisation_number": KIRUNA,
+                            "kind": "municipality",
+                        },
+                        "purpose": "p",
+                        "legal_basis": "l",
+                        "data_classification": "open",
+                        "ai_act_risk": "limited",
+                        "quota": {
+                            "gpus": 1,
+                            "gpu_model": GPU_MODEL,
+                            "cpu": 1,
+                            "memory_gib": 1,
+                            "storage_gib": 1,
+                        },
+                        "end_date": (date.today() + timedelta(days=30)).isoformat(),
+                    }
+                )
+                ids.append(requests.submit(session, requester, body).id)
+            session.commit()
+
+        barrier = threading.Barrier(ATTEMPTS)
+        outcomes: list[str] = []
+        lock = threading.Lock()
+
+        def approve(request_id: int) -> None:
+            barrier.wait(timeout=60)
+            outcome = "approved"
+            with database.session(write=True) as session:
+                try:
+                    requests.approve(session, admin, request_id, ApproveIn(), 1.0)
+                    session.commit()
+                except SandladaError as exc:
+                    session.rollback()
+                    outcome = exc.code
+                except Exception as exc:  # recorded, so the assertion shows what went wrong
+                    session.rollback()
+                    outcome = f"unexpected {type(exc).__name__}: {exc}"
+            with lock:
+                outcomes.append(outcome)
+
+        threads = [
+            threading.Thread(target=approve, args=(ids[i % DISTINCT_REQUESTS],))
+            for i in range(ATTEMPTS)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not any(t.is_alive() for t in threads)
+
+        tally = Counter(outcomes)
+        assert set(tally) <= {"approved", "capacity_exceeded", "invalid_state"}, tally
+        assert tally["approved"] == CAPACITY, tally
+        assert sum(tally.values()) == ATTEMPTS
+
+        with database.session() as session:
+            tenants = session.scalars(select(Tenant)).all()
+            assert sum(t.gpus for t in tenants) == CAPACITY
+            assert len(tenants) == CAPACITY
+            assert len({t.request_id for t in tenants}) == CAPACITY
+            assert len({t.slug for t in tenants}) == CAPACITY
+            approved = session.scalar(
+                select(func.count())
+                .select_from(SandboxRequest)
+                .where(SandboxRequest.status == RequestStatus.APPROVED)
+            )
+            assert approved == CAPACITY
+            assert verify_chain(session).ok
+    finally:
+        database.dispose()
