@@ -8,6 +8,7 @@ import sys
 import typer
 
 from infra.cluster.launcher import ClusterError, Launcher
+from infra.keycloak.cli import keycloak_app
 
 dev_app = typer.Typer(
     help="Local development platform (cluster, Keycloak, …).", no_args_is_help=True
@@ -17,6 +18,7 @@ cluster_app = typer.Typer(
     no_args_is_help=True,
 )
 dev_app.add_typer(cluster_app, name="cluster")
+dev_app.add_typer(keycloak_app, name="keycloak")
 
 
 def _launcher() -> Launcher:
