@@ -119,6 +119,7 @@ class Launcher:
         if (d / "ca.crt").exists() and self.config.kubeconfig.exists():
             return
         _say(f"generating certificates in {d}")
+        d.mkdir(parents=True, exist_ok=True)
         ca = pki.make_ca()
         serving = pki.make_serving_cert(
             ca,
@@ -132,6 +133,12 @@ class Launcher:
             ips=[self.config.host, self.config.service_ip],
         )
         sa_key = pki.make_service_account_key()
+        # A CA of its own: any certificate it signs may assert identities in request headers.
+        front_proxy_ca = pki.make_ca("sandlada-front-proxy-ca")
+        front_proxy = pki.make_client_cert(front_proxy_ca, "front-proxy-client")
+        (d / "front-proxy-ca.crt").write_bytes(front_proxy_ca.cert_pem())
+        pki.write_secret(d / "front-proxy-client.key", front_proxy.key_pem())
+        (d / "front-proxy-client.crt").write_bytes(front_proxy.cert_pem())
         pki.write_secret(d / "ca.key", ca.key_pem())
         (d / "ca.crt").write_bytes(ca.cert_pem())
         pki.write_secret(d / "serving.key", serving.key_pem())
@@ -185,8 +192,8 @@ class Launcher:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             return None
-        # A zombie (our own exited child not yet reaped) is not running.
-        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        # A zombie (exited, not yet reaped) has an empty command line and is not running.
+        if len(cmdline) < 2 or stat.rsplit(")", 1)[-1].split()[0] == "Z":
             return None
         # Pids are recycled: only trust the file while the pid still runs the executable we
         # started, in the component's role.

@@ -104,6 +104,15 @@ def apiserver_args(config: ClusterConfig) -> list[str]:
         f"--tls-cert-file={pki / 'serving.crt'}",
         f"--tls-private-key-file={pki / 'serving.key'}",
         f"--client-ca-file={pki / 'ca.crt'}",
+        # The front-proxy CA lets the apiserver vouch for users to the controller-manager's and
+        # scheduler's delegated authentication (and to aggregated APIs), as on kubeadm clusters.
+        f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+        f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
         "--authorization-mode=Node,RBAC",
         f"--service-cluster-ip-range={config.service_cidr}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
