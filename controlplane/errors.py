@@ -136,6 +136,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI answers 400 for bodies it cannot even decode (bad UTF-8); to the caller that is
+        # the same mistake as malformed JSON, which is 422, so one status covers both.
+        return _render(422, InvalidInputError.code, f"body: {exc.detail}")
     codes = {404: "not_found", 405: "method_not_allowed", 401: "not_authenticated"}
     code = codes.get(exc.status_code, "http_error")
     return _render(exc.status_code, code, str(exc.detail), dict(exc.headers or {}) or None)

@@ -68,3 +68,8 @@ class AgencyOut(BaseModel):
     name: str
     organisation_number: str = Field(examples=["212000-2742"])
     kind: AgencyKind
+
+
+# Ids, offsets and cursors fit the databases' 32-bit INTEGER; larger values are a 422, not a
+# database overflow.
+MAX_ID = 2**31 - 1

@@ -11,7 +11,7 @@ from controlplane.audit.schemas import AuditEventOut
 from controlplane.auth.dependencies import PlatformAdmin
 from controlplane.database import SessionDep
 from controlplane.errors import NotAuthenticatedError, PermissionDeniedError, error_responses
-from controlplane.schemas import SafeText
+from controlplane.schemas import MAX_ID, SafeText
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -27,7 +27,9 @@ def list_audit_events(
     _admin: PlatformAdmin,
     subject_type: Annotated[SafeText | None, Query(max_length=64)] = None,
     subject_id: Annotated[SafeText | None, Query(max_length=255)] = None,
-    after_id: Annotated[int, Query(ge=0, le=2**62, description="Return events after this id.")] = 0,
+    after_id: Annotated[
+        int, Query(ge=0, le=MAX_ID, description="Return events after this id.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditEventOut]:
     events = service.list_events(

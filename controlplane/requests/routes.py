@@ -19,10 +19,11 @@ from controlplane.errors import (
 from controlplane.models import RequestStatus
 from controlplane.requests import service
 from controlplane.requests.schemas import ApproveIn, RejectIn, SandboxRequestIn, SandboxRequestOut
+from controlplane.schemas import MAX_ID
 
 router = APIRouter(prefix="/api/v1/sandbox-requests", tags=["sandbox requests"])
 
-RequestId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Sandbox request id.")]
+RequestId = Annotated[int, Path(ge=1, le=MAX_ID, description="Sandbox request id.")]
 
 
 @router.post(
@@ -47,7 +48,7 @@ def list_requests(
     user: CurrentUser,
     status: RequestStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[SandboxRequestOut]:
     requests = service.list_requests(session, user, status=status, limit=limit, offset=offset)
     return [service.request_out(r) for r in requests]

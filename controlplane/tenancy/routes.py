@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query
 from controlplane.auth.dependencies import CurrentUser
 from controlplane.database import SessionDep
 from controlplane.errors import NotAuthenticatedError, NotFoundError, error_responses
+from controlplane.schemas import MAX_ID
 from controlplane.tenancy import service
 from controlplane.tenancy.schemas import TenantOut
 
@@ -27,7 +28,7 @@ def list_tenants(
     session: SessionDep,
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[TenantOut]:
     return service.list_tenants(session, user, limit=limit, offset=offset)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -94,7 +94,7 @@ def request_body(**overrides: Any) -> dict[str, Any]:
             "memory_gib": 64,
             "storage_gib": 200,
         },
-        "end_date": (date.today() + timedelta(days=180)).isoformat(),
+        "end_date": (datetime.now(UTC).date() + timedelta(days=180)).isoformat(),
     }
     body.update(overrides)
     return body

@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from controlplane.audit.service import Actor, record, verify_chain
+from controlplane.audit.service import Actor, event_hash, record, verify_chain
 from controlplane.database import Database
 from controlplane.models import AuditEvent
 from tests.fixtures.tokens import ADMIN, KIRUNA_REQUESTER
@@ -45,7 +46,7 @@ class TestAuditApi:
         assert approved["before"]["status"] == "pending"
         assert approved["after"]["status"] == "approved"
         assert approved["after"]["tenant"] == "kiruna-ai-pilot"
-        assert all(e["prev_hash"] == p["hash"] for p, e in zip(events, events[1:], strict=False))
+        assert all(e["prev_hash"] == p["hash"] for p, e in pairwise(events))
         only_request = api.request(
             "GET",
             BASE,
@@ -99,8 +100,6 @@ class TestChain:
         session.expire_all()
         forged = session.get(AuditEvent, events[1].id)
         assert forged is not None
-        from controlplane.audit.service import event_hash
-
         session.execute(
             update(AuditEvent).where(AuditEvent.id == forged.id).values(hash=event_hash(forged))
         )

@@ -1,4 +1,4 @@
-"""Token verification on the real path: discovery, JWKS over HTTP, RS256, issuer, audience, expiry."""
+"""Token verification on the real path: discovery, JWKS over HTTP, RS256, issuer, audience, exp."""
 
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from controlplane.app import create_app
+from controlplane.database import Database
+from controlplane.settings import Settings
 from tests.fixtures.tokens import ADMIN, KIRUNA_REQUESTER, TestIssuer
 from tests.integration.controlplane.conftest import GPU_MODEL, Api
 
@@ -47,12 +50,8 @@ class TestSetCapacity:
             assert response.json()["detail"].startswith("total:")
 
 
-def test_overcommit_factor(oidc_issuer: TestIssuer, settings: object, database: object) -> None:
-    from controlplane.app import create_app
-    from controlplane.settings import Settings
-
-    assert isinstance(settings, Settings)
-    app = create_app(settings.model_copy(update={"gpu_overcommit": 1.5}), database)  # type: ignore[arg-type]
+def test_overcommit_factor(oidc_issuer: TestIssuer, settings: Settings, database: Database) -> None:
+    app = create_app(settings.model_copy(update={"gpu_overcommit": 1.5}), database)
     with TestClient(app) as client:
         api = Api(client, oidc_issuer)
         api.request("PUT", f"{BASE}/L4", ADMIN, json={"total": 4})

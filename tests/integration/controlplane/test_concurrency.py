@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -71,7 +71,7 @@ def test_concurrent_approvals_never_oversubscribe(fresh_database_url: str) -> No
                             "memory_gib": 1,
                             "storage_gib": 1,
                         },
-                        "end_date": (date.today() + timedelta(days=30)).isoformat(),
+                        "end_date": (datetime.now(UTC).date() + timedelta(days=30)).isoformat(),
                     }
                 )
                 ids.append(requests.submit(session, requester, body).id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -132,8 +132,8 @@ class TestSubmit:
                 "quota.gpu_model",
             ),
             ({"quota": {"gpus": 1, "cpu": 1, "memory_gib": 1, "storage_gib": 1}}, "quota"),
-            ({"end_date": (date.today() - timedelta(days=1)).isoformat()}, "end_date"),
-            ({"end_date": date.today().isoformat()}, "end_date"),
+            ({"end_date": (datetime.now(UTC).date() - timedelta(days=1)).isoformat()}, "end_date"),
+            ({"end_date": datetime.now(UTC).date().isoformat()}, "end_date"),
             ({"end_date": "2207-01-01"}, "end_date"),
             ({"end_date": "not-a-date"}, "end_date"),
             ({"purpose": "x" * 4001}, "purpose"),
