@@ -4,7 +4,8 @@ The server runs with ``--enable-workspaces`` (one workspace per tenant) and MLfl
 app (one user per tenant, granted only its own workspace), bound to 127.0.0.1. Everything it
 writes lives under one state directory, by default ``var/mlflow/`` of the checkout:
 
-- ``mlflow.db`` tracking store (SQLite unless a backend URI is given) and ``auth.db``;
+- ``mlflow.db`` tracking store and ``auth.db`` users and grants (SQLite unless SQL URIs are
+  given, e.g. PostgreSQL);
 - ``artifacts/`` proxied artifact store (``workspaces/<name>/…`` per workspace);
 - ``secrets.json`` admin password and Flask secret key, generated once, mode 0600;
 - ``server.json`` pid and URL of the running server; ``server.log`` its output.
@@ -70,6 +71,8 @@ class MlflowServerConfig:
     workers: int = 1
     # None: a SQLite file in the state directory. Workspaces need a SQL store.
     backend_store_uri: str | None = None
+    # None: ``auth.db`` (SQLite) in the state directory.
+    auth_database_uri: str | None = None
     enable_workspaces: bool = True
     basic_auth: bool = True
     # MLflow's job runner starts a family of huey consumers (~1 GB RSS) that serve GenAI
@@ -192,7 +195,8 @@ def _environment(config: MlflowServerConfig, values: dict[str, str]) -> dict[str
         auth_ini = config.state_dir / "basic_auth.ini"
         auth_ini.write_text(
             _AUTH_INI.format(
-                database_uri=f"sqlite:///{config.state_dir / 'auth.db'}",
+                database_uri=config.auth_database_uri
+                or f"sqlite:///{config.state_dir / 'auth.db'}",
                 admin_username=ADMIN_USERNAME,
                 auth_cache_seconds=config.auth_cache_seconds,
             )
