@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -73,6 +74,16 @@ class ClusterInfo:
     state_dir: Path
     ca_cert: Path
     nodes: tuple[str, ...]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _say(message: str) -> None:
@@ -295,11 +306,58 @@ class Launcher:
         return self.config.log_dir / f"{component}.log"
 
     # ---- up / down / status -------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Several test sessions (or engineers) share one checkout's var/cluster: serialise up and
+        # down so two of them never start a second etcd or tear down a cluster being brought up.
+        lock_path = self.config.state_dir.parent / f".{self.config.state_dir.name}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                _say(f"another launcher holds {lock_path}; waiting for it")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def up(self, timeout: float = DEFAULT_TIMEOUT) -> ClusterInfo:
         """Bring every component up (starting only what is not running) and wait until ready."""
+        _ = self.binaries  # build first, so a cold build is not counted against the timeout
+        with self._locked():
+            return self._up(timeout)
+
+    def acquire(self, timeout: float = DEFAULT_TIMEOUT, auto_stop: bool = True) -> ClusterInfo:
+        """`up` for a test session: record this process as a user of the cluster.
+
+        When the cluster was not up before and `auto_stop` is set, the last user to `release` it
+        stops it; a cluster someone started by hand (`sandlada dev cluster up`) is never stopped.
+        """
+        _ = self.binaries
+        with self._locked():
+            was_up = self.is_up()
+            info = self._up(timeout)
+            if not was_up and auto_stop:
+                (self.config.state_dir / "auto-stop").touch()
+            users = self.config.state_dir / "users"
+            users.mkdir(exist_ok=True)
+            (users / str(os.getpid())).touch()
+            return info
+
+    def release(self) -> None:
+        """Drop this process from the users; stop the cluster if it was the last auto-stop user."""
+        with self._locked():
+            users = self.config.state_dir / "users"
+            (users / str(os.getpid())).unlink(missing_ok=True)
+            live = [u for u in users.glob("*") if u.name.isdigit() and _alive(int(u.name))]
+            if not live and (self.config.state_dir / "auto-stop").exists():
+                self._down(20.0)
+
+    def _up(self, timeout: float) -> ClusterInfo:
         start = time.monotonic()
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
-        _ = self.binaries  # build first, so a cold build is not counted against the timeout
         self.ensure_pki()
         self._write_admin_client_files()
         # etcd, then the apiserver, then its clients together: each phase needs the previous one.
@@ -403,6 +461,10 @@ class Launcher:
 
     def down(self, timeout: float = 20.0) -> None:
         """Stop the processes this launcher started (reverse order) and remove the state."""
+        with self._locked():
+            self._down(timeout)
+
+    def _down(self, timeout: float) -> None:
         for component in reversed(COMPONENTS):
             pid = self.running_pid(component)
             if pid is None:
@@ -431,12 +493,10 @@ class Launcher:
 
 @contextlib.contextmanager
 def running(config: ClusterConfig | None = None) -> Iterator[ClusterInfo]:
-    """Bring the cluster up for the duration of a block; stop it after if this block started it."""
+    """The cluster for the duration of a block, shared with other users (see `acquire`)."""
     launcher = Launcher(config)
-    started = not launcher.is_up()
-    info = launcher.up()
+    info = launcher.acquire()
     try:
         yield info
     finally:
-        if started:
-            launcher.down()
+        launcher.release()

@@ -22,6 +22,14 @@ if ! command -v go >/dev/null; then
   echo "10-cluster: Go is not installed (need Go 1.26)" >&2
   exit 1
 fi
+# One build at a time per cache: several checkouts, test sessions or engineers may call this at once.
+mkdir -p "$CACHE/bin"
+exec 9>"$CACHE/bin/.build.lock"
+if ! flock -n 9; then
+  echo "==> another build of the cluster binaries is running; waiting for it"
+  flock 9
+fi
+
 # Version stamps belong to the builds, not to a VCS checkout the build happens to sit in.
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 
