@@ -9,6 +9,7 @@ the session-scoped ``cluster`` fixture, in namespaces of its own that are delete
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -56,6 +57,12 @@ def make_namespace(core: Any) -> Iterator[Callable[..., str]]:
                 raise
 
 
+def status_message(error: ApiException) -> str:
+    """The apiserver's human-readable message from a failed call's Status body."""
+    message: str = json.loads(str(error.body))["message"]
+    return message
+
+
 def create_namespace(core: Any, name: str, labels: dict[str, str] | None = None) -> None:
     """Create a namespace and wait for its default service account, which pods need."""
     core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels=labels)))
@@ -89,7 +96,7 @@ def gpu_pod(name: str, gpus: int) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {
             "containers": [
-                {"name": "main", "image": IMAGE, "resources": {"limits": {GPU_RESOURCE: gpus}}}
+                {"name": "main", "image": IMAGE, "resources": {"limits": {GPU_RESOURCE: str(gpus)}}}
             ]
         },
     }
@@ -113,14 +120,14 @@ def test_gpu_quota_refuses_pods_beyond_it(core: Any, make_namespace: Any) -> Non
     with pytest.raises(ApiException) as refused:
         core.create_namespaced_pod(ns, gpu_pod("three", 3))
     assert refused.value.status == 403
-    assert "exceeded quota" in str(refused.value.body)
+    assert "exceeded quota" in status_message(refused.value)
 
     core.create_namespaced_pod(ns, gpu_pod("one", 1))
     core.create_namespaced_pod(ns, gpu_pod("two", 1))
     with pytest.raises(ApiException) as third:
         core.create_namespaced_pod(ns, gpu_pod("third", 1))
     assert third.value.status == 403
-    assert "exceeded quota" in str(third.value.body)
+    assert "exceeded quota" in status_message(third.value)
     assert {p.metadata.name for p in core.list_namespaced_pod(ns).items} == {"one", "two"}
 
 
@@ -189,7 +196,9 @@ def test_rbac_edit_in_one_namespace_gives_nothing_in_another(
     with pytest.raises(ApiException) as forbidden:
         alice.list_namespaced_pod(other_ns)
     assert forbidden.value.status == 403
-    assert '"alice"' in str(forbidden.value.body)
+    message = status_message(forbidden.value)
+    assert 'User "alice" cannot list resource "pods"' in message
+    assert other_ns in message
 
 
 def test_restricted_pod_security_refuses_privileged_pod(core: Any, make_namespace: Any) -> None:
@@ -211,7 +220,7 @@ def test_restricted_pod_security_refuses_privileged_pod(core: Any, make_namespac
     with pytest.raises(ApiException) as refused:
         core.create_namespaced_pod(ns, privileged)
     assert refused.value.status == 403
-    assert 'violates PodSecurity "restricted:latest"' in str(refused.value.body)
+    assert 'violates PodSecurity "restricted:latest"' in status_message(refused.value)
 
     # A pod that meets the restricted profile is admitted, so the refusal above is PSA's doing.
     core.create_namespaced_pod(
