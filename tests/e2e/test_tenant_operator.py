@@ -323,14 +323,15 @@ class TestProvisioning:
         wait_ready(kube, slug)
 
 
-class TestDriftRepair:
-    @pytest.fixture(scope="class")
-    def tenant(self, kube: Kube) -> dict[str, Any]:
-        slug = new_slug("drift")
-        spec = create_tenant(kube, slug)
-        wait_ready(kube, slug)
-        return spec
+@pytest.fixture(scope="module")
+def drift_tenant(kube: Kube) -> dict[str, Any]:
+    slug = new_slug("drift")
+    spec = create_tenant(kube, slug)
+    wait_ready(kube, slug)
+    return spec
 
+
+class TestDriftRepair:
     def _repaired(self, kube: Kube, spec: dict[str, Any], obj_kind: str, name: str) -> float:
         """Seconds until ``obj_kind/name`` is back as built."""
         start = time.monotonic()
@@ -348,56 +349,61 @@ class TestDriftRepair:
         wait_for(back, f"{obj_kind} {name} repaired", timeout=15)
         return time.monotonic() - start
 
-    def test_deleted_network_policy_comes_back(self, kube: Kube, tenant: dict[str, Any]) -> None:
-        namespace = namespace_for(tenant["slug"])
+    def test_deleted_network_policy_comes_back(
+        self, kube: Kube, drift_tenant: dict[str, Any]
+    ) -> None:
+        namespace = namespace_for(drift_tenant["slug"])
         policies = kube.res("networking.k8s.io/v1", "NetworkPolicy")
         old_uid = policies.get(name="sandlada-default-deny", namespace=namespace).metadata.uid
         policies.delete(name="sandlada-default-deny", namespace=namespace)
-        took = self._repaired(kube, tenant, "NetworkPolicy", "sandlada-default-deny")
+        took = self._repaired(kube, drift_tenant, "NetworkPolicy", "sandlada-default-deny")
         new = policies.get(name="sandlada-default-deny", namespace=namespace)
         assert new.metadata.uid != old_uid
         print(f"deleted policy restored in {took:.3f}s")
 
-    def test_edited_quota_is_restored(self, kube: Kube, tenant: dict[str, Any]) -> None:
-        namespace = namespace_for(tenant["slug"])
-        kube.res("v1", "ResourceQuota").patch(
+    def test_edited_quota_is_restored(self, kube: Kube, drift_tenant: dict[str, Any]) -> None:
+        namespace = namespace_for(drift_tenant["slug"])
+        edited = kube.res("v1", "ResourceQuota").patch(
             name=QUOTA_NAME,
             namespace=namespace,
             body={"spec": {"hard": {"requests.cpu": "999", "requests.nvidia.com/gpu": "8"}}},
             content_type="application/merge-patch+json",
         )
-        took = self._repaired(kube, tenant, "ResourceQuota", QUOTA_NAME)
+        assert edited.spec.hard["requests.cpu"] == "999"  # the edit landed before the repair
+        took = self._repaired(kube, drift_tenant, "ResourceQuota", QUOTA_NAME)
         print(f"edited quota restored in {took:.3f}s")
 
     def test_removed_pod_security_label_is_restored(
-        self, kube: Kube, tenant: dict[str, Any]
+        self, kube: Kube, drift_tenant: dict[str, Any]
     ) -> None:
-        kube.res("v1", "Namespace").patch(
-            name=namespace_for(tenant["slug"]),
+        edited = kube.res("v1", "Namespace").patch(
+            name=namespace_for(drift_tenant["slug"]),
             body={"metadata": {"labels": {"pod-security.kubernetes.io/enforce": None}}},
             content_type="application/merge-patch+json",
         )
-        took = self._repaired(kube, tenant, "Namespace", namespace_for(tenant["slug"]))
+        assert "pod-security.kubernetes.io/enforce" not in edited.metadata.labels
+        took = self._repaired(kube, drift_tenant, "Namespace", namespace_for(drift_tenant["slug"]))
         print(f"namespace label restored in {took:.3f}s")
 
     def test_widened_role_and_deleted_binding_are_restored(
-        self, kube: Kube, tenant: dict[str, Any]
+        self, kube: Kube, drift_tenant: dict[str, Any]
     ) -> None:
-        namespace = namespace_for(tenant["slug"])
+        namespace = namespace_for(drift_tenant["slug"])
         roles = kube.res("rbac.authorization.k8s.io/v1", "Role")
         role = roles.get(name="sandlada-tenant-member", namespace=namespace).to_dict()
         role["rules"].append({"apiGroups": [""], "resources": ["resourcequotas"], "verbs": ["*"]})
-        roles.replace(body=role, namespace=namespace)
+        widened = roles.replace(body=role, namespace=namespace)
+        assert len(widened.rules) == len(role["rules"])
         kube.res("rbac.authorization.k8s.io/v1", "RoleBinding").delete(
             name="sandlada-tenant-admin", namespace=namespace
         )
-        self._repaired(kube, tenant, "Role", "sandlada-tenant-member")
-        self._repaired(kube, tenant, "RoleBinding", "sandlada-tenant-admin")
+        self._repaired(kube, drift_tenant, "Role", "sandlada-tenant-member")
+        self._repaired(kube, drift_tenant, "RoleBinding", "sandlada-tenant-admin")
 
     def test_deleted_namespace_comes_back_with_everything_in_it(
-        self, kube: Kube, tenant: dict[str, Any]
+        self, kube: Kube, drift_tenant: dict[str, Any]
     ) -> None:
-        namespace = namespace_for(tenant["slug"])
+        namespace = namespace_for(drift_tenant["slug"])
         old_uid = kube.get("v1", "Namespace", namespace)["metadata"]["uid"]
         kube.res("v1", "Namespace").delete(name=namespace)
         wait_for(
@@ -409,8 +415,8 @@ class TestDriftRepair:
             "namespace re-created",
             timeout=90,
         )
-        uid = kube.tenant(tenant["slug"])["metadata"]["uid"]
-        wait_for(lambda: all_as_built(kube, tenant, uid) == [], "all children restored")
+        uid = kube.tenant(drift_tenant["slug"])["metadata"]["uid"]
+        wait_for(lambda: all_as_built(kube, drift_tenant, uid) == [], "all children restored")
 
 
 class TestSuspension:
@@ -507,30 +513,32 @@ class TestRestart:
             assert all_as_built(kube, specs[slug], tenant["metadata"]["uid"]) == []
 
 
+@pytest.fixture(scope="module")
+def tenants(kube: Kube) -> tuple[str, str]:
+    """Two Ready tenants: A with one GPU, B with none."""
+    a, b = new_slug("iso-a"), new_slug("iso-b")
+    create_tenant(kube, a, quota={"gpus": 1, "gpuModel": "NVIDIA-A100-SXM4-80GB"})
+    create_tenant(kube, b)
+    for slug in (a, b):
+        wait_ready(kube, slug)
+        wait_quota_enforced(kube, slug)
+    return a, b
+
+
+@pytest.fixture(scope="module")
+def admin(cluster: Any, tenants: tuple[str, str]) -> Kube:
+    """Tenant A's admin, as the apiserver sees a Keycloak user in t-<a>-admins."""
+    return Kube(cluster.kubeconfig, user="anna@kiruna.se", group=tenant_group(tenants[0], "admin"))
+
+
+@pytest.fixture(scope="module")
+def member(cluster: Any, tenants: tuple[str, str]) -> Kube:
+    """Tenant A's member (t-<a>-members)."""
+    return Kube(cluster.kubeconfig, user="max@kiruna.se", group=tenant_group(tenants[0], "member"))
+
+
 class TestIsolation:
     """Multi-Tenancy Benchmarks checks as the tenant's own admins and members."""
-
-    @pytest.fixture(scope="class")
-    def tenants(self, kube: Kube) -> tuple[str, str]:
-        a, b = new_slug("iso-a"), new_slug("iso-b")
-        create_tenant(kube, a, quota={"gpus": 1, "gpuModel": "NVIDIA-A100-SXM4-80GB"})
-        create_tenant(kube, b)
-        for slug in (a, b):
-            wait_ready(kube, slug)
-            wait_quota_enforced(kube, slug)
-        return a, b
-
-    @pytest.fixture(scope="class")
-    def admin(self, cluster: Any, tenants: tuple[str, str]) -> Kube:
-        return Kube(
-            cluster.kubeconfig, user="anna@kiruna.se", group=tenant_group(tenants[0], "admin")
-        )
-
-    @pytest.fixture(scope="class")
-    def member(self, cluster: Any, tenants: tuple[str, str]) -> Kube:
-        return Kube(
-            cluster.kubeconfig, user="max@kiruna.se", group=tenant_group(tenants[0], "member")
-        )
 
     @pytest.mark.parametrize(
         ("api_version", "kind"),
@@ -625,7 +633,10 @@ class TestIsolation:
         security = container["securityContext"]
         match variant:
             case "privileged":
+                # privileged with allowPrivilegeEscalation false is invalid (422) before any
+                # policy gets to see it; leave the escalation flag unset.
                 security["privileged"] = True
+                del security["allowPrivilegeEscalation"]
             case "capabilities":
                 security["capabilities"] = {"drop": ["ALL"], "add": ["NET_ADMIN"]}
             case "root":
