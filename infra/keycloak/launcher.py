@@ -37,7 +37,8 @@ from pathlib import Path
 
 import httpx
 
-REALM = "sandlada"
+from infra.keycloak.realm import REALM, REALM_FILE
+
 DEFAULT_PORT = 8080
 # The master realm's bootstrap administrator, for the admin console in local development only.
 CONSOLE_ADMIN_USERNAME = "kcadmin"
@@ -83,9 +84,7 @@ class KeycloakConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     realm: str = REALM
-    realm_file: Path = field(
-        default_factory=lambda: Path(__file__).with_name("realm-sandlada.json")
-    )
+    realm_file: Path = REALM_FILE
     version: str = field(default_factory=lambda: _versions()["KEYCLOAK_VERSION"])
     java_home: Path = field(default_factory=_default_java_home)
     cache_dir: Path = field(default_factory=_cache_dir)
@@ -452,17 +451,26 @@ def stop(config: KeycloakConfig | None = None, *, timeout: float = 30.0) -> bool
     return True
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size of the process group led by ``pid`` (kc.sh and the JVM), in bytes."""
+def _group_sum(pgid: int, filename: str, key: str) -> int:
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pid:
+            if int(fields[2]) != pgid:
                 continue
-            for line in (stat.parent / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in (stat.parent / filename).read_text().splitlines():
+                if line.startswith(key):
                     total += int(line.split()[1]) * 1024
-        except (FileNotFoundError, ProcessLookupError, IndexError):
+        except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
             continue
     return total
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of the process group led by ``pid`` (the JVM), in bytes."""
+    return _group_sum(pid, "status", "VmRSS:")
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of the process group led by ``pid``: shared pages split."""
+    return _group_sum(pid, "smaps_rollup", "Pss:")
