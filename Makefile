@@ -24,6 +24,7 @@ infra: venv
 	@bash infra/setup.sh
 
 dev: venv infra
+	@$(VENV)/bin/sandlada dev keycloak up
 	@$(VENV)/bin/sandlada dev up
 
 test: venv infra
@@ -48,4 +49,5 @@ migration: venv
 
 clean:
 	@$(VENV)/bin/sandlada dev down || true
+	@$(VENV)/bin/sandlada dev keycloak down || true
 	rm -rf var
