@@ -43,7 +43,9 @@ def render_block(modules: list[str], version: str) -> str:
     """The replace block, between its markers, ready to splice into go.mod."""
     lines = [BEGIN, "replace ("]
     lines += [f"\t{module} => {module} {version}" for module in modules]
-    lines += [")", END]
+    # go mod tidy puts a blank line between a block and a following comment; match it so that
+    # `--check` is stable after tidy.
+    lines += [")", "", END]
     return "\n".join(lines)
 
 

@@ -41,7 +41,7 @@ build() {
   local log start pid status=0
   log=$(mktemp "${TMPDIR:-/tmp}/sandlada-build-$name.XXXXXX")
   start=$(date +%s)
-  echo "==> building $name (first build on this machine; later runs reuse $(dirname "$target"))"
+  echo "==> building $name (once per version; the result is cached in $CACHE/bin)"
   "$@" >"$log" 2>&1 &
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
@@ -60,11 +60,14 @@ build() {
     return 1
   fi
   rm -f "$log"
-  echo "    $name: built in $(($(date +%s) - start))s -> $target"
+  echo "    $name: built in $(($(date +%s) - start))s"
 }
 
 if [ ! -x "$KUBE_DIR/sandlada-kube" ]; then
   mkdir -p "$KUBE_DIR"
+  # The staging replaces must match the k8s.io/kubernetes version; regenerate them on a bump with
+  # `python3 infra/cluster/gen_replaces.py` (they are committed so a build needs no generation).
+  python3 infra/cluster/gen_replaces.py --check
   minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
   ldflags="-s -w"
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
