@@ -240,6 +240,13 @@ def _realm_hash(config: KeycloakConfig) -> str:
     return hashlib.sha256(config.realm_file.read_bytes()).hexdigest()
 
 
+def _realm_changed(config: KeycloakConfig) -> bool:
+    """Whether the realm file differs from the one the current database was made from."""
+    if not config.realm_hash_file.exists():
+        return True
+    return config.realm_hash_file.read_text().strip() != _realm_hash(config)
+
+
 def _prepare_home(config: KeycloakConfig, say: Callable[[str], None]) -> None:
     """Lay out the per-checkout home directory over the cached distribution."""
     dist = config.dist_dir
@@ -266,11 +273,7 @@ def _prepare_home(config: KeycloakConfig, say: Callable[[str], None]) -> None:
     (home / "providers").mkdir(exist_ok=True)
 
     data = home / "data"
-    wanted = _realm_hash(config)
-    made_from = (
-        config.realm_hash_file.read_text().strip() if config.realm_hash_file.exists() else None
-    )
-    if (data / "h2").exists() and made_from != wanted:
+    if (data / "h2").exists() and _realm_changed(config):
         say(
             f"keycloak: {config.realm_file.name} changed since the dev database was made; "
             "recreating it (users and groups created since are dropped)"
@@ -279,7 +282,7 @@ def _prepare_home(config: KeycloakConfig, say: Callable[[str], None]) -> None:
     import_dir = data / "import"
     import_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config.realm_file, import_dir / f"{config.realm}-realm.json")
-    config.realm_hash_file.write_text(wanted + "\n")
+    config.realm_hash_file.write_text(_realm_hash(config) + "\n")
 
 
 def _command(config: KeycloakConfig) -> list[str]:
@@ -339,6 +342,12 @@ def start(
     say = progress or _default_progress
     with _start_lock(config):
         running = status(config)
+        if running is not None and running.pid is not None and _realm_changed(config):
+            # A running server keeps the realm it imported; an edited realm file needs a fresh
+            # database, which only a restart gives (see _prepare_home).
+            say(f"keycloak: {config.realm_file.name} changed; restarting pid {running.pid}")
+            stop(config)
+            running = None
         if running is not None:
             owner = f"pid {running.pid}" if running.pid else "not started by this checkout"
             say(f"keycloak: already serving {running.issuer} ({owner})")
