@@ -99,7 +99,7 @@ class Launcher:
         self._binaries = binaries
         # Popen objects of children started by this process, kept so they are not reaped as
         # "still running" garbage; the processes themselves outlive us on purpose.
-        self._children: list[subprocess.Popen[bytes]] = []
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     # ---- binaries -----------------------------------------------------------------------
     @property
@@ -193,6 +193,10 @@ class Launcher:
 
     def running_pid(self, component: str) -> int | None:
         """The pid recorded for a component if that process is alive and is the one we started."""
+        child = self._children.get(component)
+        if child is not None:
+            # Our own child: right after fork its /proc cmdline is still ours, not the component's.
+            return child.pid if child.poll() is None else None
         try:
             recorded_pid, recorded_exe, *_ = self._pid_file(component).read_text().split("\n")
             pid = int(recorded_pid)
@@ -231,7 +235,7 @@ class Launcher:
                 close_fds=True,
                 cwd=self.config.state_dir,
             )
-        self._children.append(process)
+        self._children[component] = process
         self._pid_file(component).write_text(f"{process.pid}\n{command[0]}\n")
         _say(f"started {component} (pid {process.pid}, log {log_path})")
 
@@ -486,9 +490,9 @@ class Launcher:
             _say(f"removed {self.config.state_dir}")
 
     def _reap(self) -> None:
-        for process in list(self._children):
+        for component, process in list(self._children.items()):
             if process.poll() is not None:
-                self._children.remove(process)
+                del self._children[component]
 
 
 @contextlib.contextmanager

@@ -10,16 +10,25 @@ the session-scoped ``cluster`` fixture, in namespaces of its own that are delete
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from infra.cluster.config import GPU_PRODUCT_LABEL, GPU_RESOURCE
-from infra.cluster.launcher import ClusterInfo
+from infra.cluster.config import (
+    GPU_PRODUCT_LABEL,
+    GPU_RESOURCE,
+    ClusterConfig,
+    Ports,
+    parse_node_pools,
+)
+from infra.cluster.launcher import ClusterInfo, Launcher
+from infra.cluster.render import COMPONENTS
 from tests.fixtures.cluster import api_client, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -294,3 +303,49 @@ def test_namespace_deletion_completes(core: Any) -> None:
 
     # The namespace controller must empty it (including the running pod) before it disappears.
     wait_until(gone, timeout=120, what=f"namespace {ns} to be deleted")
+
+
+def test_up_when_up_is_a_quick_no_op(cluster: ClusterInfo) -> None:
+    launcher = Launcher()
+    pids = {c: launcher.running_pid(c) for c in COMPONENTS}
+    started = time.monotonic()
+    assert launcher.up() == cluster
+    assert time.monotonic() - started < 10
+    assert {c: launcher.running_pid(c) for c in COMPONENTS} == pids
+
+
+def test_a_second_cluster_starts_and_down_stops_exactly_its_processes(
+    cluster: ClusterInfo, tmp_path: Path
+) -> None:
+    # Its own ports and state, so the session's cluster must survive this one's `down`.
+    config = ClusterConfig(
+        state_dir=tmp_path / "cluster",
+        ports=Ports(
+            etcd_client=13379,
+            etcd_peer=13380,
+            apiserver=17443,
+            controller_manager=17257,
+            scheduler=17259,
+            kwok=17080,
+        ),
+        node_pools=parse_node_pools("t4=1:4:Tesla-T4"),
+    )
+    second = Launcher(config)
+    session = Launcher()
+    session_pids = {c: session.running_pid(c) for c in COMPONENTS}
+    try:
+        info = second.up(timeout=300)
+        second_core: Any = k8s.CoreV1Api(api_client(info))
+        nodes = second_core.list_node().items
+        assert [n.metadata.name for n in nodes] == ["kwok-t4-0"]
+        assert nodes[0].metadata.labels[GPU_PRODUCT_LABEL] == "Tesla-T4"
+        pids = [second.running_pid(c) for c in COMPONENTS]
+        assert all(pids)
+    finally:
+        second.down()
+    assert not config.state_dir.exists()
+    for pid in pids:
+        assert pid is not None
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert {c: session.running_pid(c) for c in COMPONENTS} == session_pids
+    assert all(session.healthy(c) for c in COMPONENTS)
