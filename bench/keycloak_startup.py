@@ -33,7 +33,7 @@ import httpx
 # Run as a script from anywhere: the checkout root holds the infra package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from infra.keycloak.launcher import KeycloakConfig, pss_bytes, rss_bytes, start, stop
+from infra.keycloak.launcher import DEFAULT_HEAP, KeycloakConfig, pss_bytes, rss_bytes, start, stop
 from infra.keycloak.realm import CLI_CLIENT_ID, DEMO_REQUESTER
 
 MIB = 1024 * 1024
@@ -57,6 +57,9 @@ def _timed_start(config: KeycloakConfig) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=100, help="password grants to time")
+    parser.add_argument(
+        "--heap", default=DEFAULT_HEAP, help="JVM memory options (JAVA_OPTS_KC_HEAP) to try"
+    )
     args = parser.parse_args()
 
     result: dict[str, object] = {
@@ -64,8 +67,9 @@ def main() -> None:
         "load_average_at_start": os.getloadavg(),
     }
     with tempfile.TemporaryDirectory(prefix="kc-bench-") as state:
-        config = KeycloakConfig(state_dir=Path(state), port=_free_port())
+        config = KeycloakConfig(state_dir=Path(state), port=_free_port(), heap=args.heap)
         result["keycloak"] = config.version
+        result["jvm_memory_options"] = config.heap
         try:
             first, pid = _timed_start(config)
             result["first_start_s"] = round(first, 1)

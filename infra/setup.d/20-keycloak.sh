@@ -49,7 +49,12 @@ while kill -0 "$pid" 2>/dev/null; do
   done
   if kill -0 "$pid" 2>/dev/null; then
     got=$(du -sm "$m2_dir" 2>/dev/null | cut -f1 || true)
-    echo "    keycloak: $(($(date +%s) - start))s elapsed, ${got:-0} MiB of the distribution so far"
+    if [ "${got:-0}" -eq 0 ]; then
+      # A fresh ~/.m2 first gets the dependency plugin and its own dependencies.
+      echo "    keycloak: $(($(date +%s) - start))s elapsed, Maven is fetching its plugins"
+    else
+      echo "    keycloak: $(($(date +%s) - start))s elapsed, ${got} MiB of the distribution so far"
+    fi
   fi
 done
 status=0
