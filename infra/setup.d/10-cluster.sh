@@ -8,6 +8,9 @@
 # how long it has been going. Go's own module and build caches stay at their defaults (~/go,
 # ~/.cache/go-build), also outside the repository. Needs only Go (1.26) on the PATH.
 set -euo pipefail
+# The whole script is one block, so bash parses it before running: editing the file while a long
+# build runs cannot change what the running script does next.
+{
 cd "$(dirname "$0")/../.."
 source infra/cluster/versions.env
 
@@ -100,3 +103,5 @@ if [ ! -x "$HELM_DIR/helm" ]; then
 fi
 
 echo "==> cluster binaries ready in $CACHE/bin (kube $KUBERNETES_VERSION, kwok $KWOK_VERSION, helm $HELM_VERSION)"
+exit 0
+}
