@@ -12,10 +12,11 @@ failing half-way; PostgreSQL uses row locks (see the repositories' ``*_for_updat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
@@ -89,22 +90,35 @@ class Database:
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One session per request: commit when the route returns, roll back when it raises."""
-    session = get_database(request).session(write=request.method not in _SAFE_METHODS)
+def _finish(session: Session, *, commit: bool) -> None:
     try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
     finally:
         session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One session per request: commit when the route returns, roll back when it raises.
+
+    Creating a session does no I/O, so it happens on the event loop; finishing it talks to the
+    database and goes to the threadpool, in one hop.
+    """
+    database: Database = request.app.state.database
+    session = database.session(write=request.method not in _SAFE_METHODS)
+    try:
+        yield session
+    except BaseException:
+        await run_in_threadpool(_finish, session, commit=False)
+        raise
+    await run_in_threadpool(_finish, session, commit=True)
 
 
 # scope="function": commit before the response is sent, so a failed commit is an error response

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 import httpx
@@ -20,6 +21,11 @@ from controlplane.errors import NotAuthenticatedError, ServiceUnavailableError
 
 ALGORITHMS = ["RS256"]
 CLOCK_LEEWAY_SECONDS = 30
+# Clients reuse one access token for its lifetime (minutes), so remembering tokens that passed
+# verification spares an RSA verification per request. Keyed by the whole token, signature
+# included, and only until the token's own expiry; a key the issuer withdraws stays trusted
+# for tokens already seen until they expire, which is the same window a JWKS cache gives.
+VERIFIED_CACHE_SIZE = 4096
 
 
 class OidcVerifier:
@@ -43,6 +49,7 @@ class OidcVerifier:
         self._jwks_uri: str | None = None
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at = float("-inf")
+        self._verified: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
 
     def close(self) -> None:
         self._http.close()
@@ -87,8 +94,30 @@ class OidcVerifier:
             raise NotAuthenticatedError(f"token is signed with unknown key id {kid!r}")
         return key
 
+    def cached(self, token: str) -> dict[str, Any] | None:
+        """The claims of a token verified before and not yet expired, else None."""
+        with self._lock:
+            entry = self._verified.get(token)
+            if entry is None:
+                return None
+            expires, claims = entry
+            if time.time() > expires:
+                del self._verified[token]
+                return None
+            self._verified.move_to_end(token)
+            return claims
+
+    def _remember(self, token: str, claims: dict[str, Any]) -> None:
+        with self._lock:
+            self._verified[token] = (float(claims["exp"]), claims)
+            while len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+
     def verify(self, token: str) -> dict[str, Any]:
         """The token's claims if it is valid; raises NotAuthenticatedError otherwise."""
+        claims = self.cached(token)
+        if claims is not None:
+            return claims
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -100,7 +129,7 @@ class OidcVerifier:
             raise NotAuthenticatedError("token header has no key id (kid)")
         key = self._signing_key(kid)
         try:
-            claims: dict[str, Any] = jwt.decode(
+            claims = jwt.decode(
                 token,
                 key,
                 algorithms=ALGORITHMS,
@@ -119,4 +148,5 @@ class OidcVerifier:
             raise NotAuthenticatedError(f"token issuer is not {self.issuer!r}") from exc
         except jwt.PyJWTError as exc:
             raise NotAuthenticatedError(f"invalid token: {exc}") from exc
+        self._remember(token, claims)
         return claims

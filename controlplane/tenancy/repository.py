@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, false, or_, select
+from sqlalchemy import Row, Select, false, or_, select
 from sqlalchemy.orm import Session
 
 from controlplane.models import Agency, Tenant
+
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
+
+LIST_COLUMNS = (
+    Tenant.slug,
+    Tenant.status,
+    Tenant.gpus,
+    Tenant.gpu_model,
+    Tenant.cpu,
+    Tenant.memory_gib,
+    Tenant.storage_gib,
+    Tenant.expires_on,
+    Tenant.request_id,
+    Tenant.created_at,
+    Tenant.updated_at,
+    Agency.name.label("agency_name"),
+    Agency.organisation_number.label("agency_organisation_number"),
+    Agency.kind.label("agency_kind"),
+)
 
 
 class TenantRepository:
@@ -15,9 +35,7 @@ class TenantRepository:
         self.session = session
 
     @staticmethod
-    def _visible(
-        query: Select[Tenant], organisation_number: str | None, slugs: Collection[str]
-    ) -> Select[Tenant]:
+    def _visible(query: _Query, organisation_number: str | None, slugs: Collection[str]) -> _Query:
         conditions = []
         if organisation_number is not None:
             conditions.append(
@@ -29,7 +47,7 @@ class TenantRepository:
             conditions.append(Tenant.slug.in_(sorted(slugs)))
         return query.where(or_(*conditions) if conditions else false())
 
-    def list(
+    def list_rows(
         self,
         *,
         everything: bool,
@@ -37,11 +55,18 @@ class TenantRepository:
         slugs: Collection[str],
         limit: int,
         offset: int,
-    ) -> list[Tenant]:
-        query = select(Tenant)
+    ) -> list[Row[Any]]:
+        """One page of tenants with their agency, as plain rows ordered by slug.
+
+        Listing is the hot read path (portal, CLI, scripts polling), so it selects columns
+        instead of ORM entities: no identity map, no relationship loading.
+        """
+        query = select(*LIST_COLUMNS).join(Agency, Tenant.agency_id == Agency.id)
         if not everything:
             query = self._visible(query, organisation_number, slugs)
-        return list(self.session.scalars(query.order_by(Tenant.slug).limit(limit).offset(offset)))
+        # Core execution on the session's connection: same transaction, no ORM result machinery.
+        connection = self.session.connection()
+        return list(connection.execute(query.order_by(Tenant.slug).limit(limit).offset(offset)))
 
     def get_by_slug(self, slug: str) -> Tenant | None:
         return self.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
