@@ -45,6 +45,7 @@ check: lint typecheck test
 
 # Usage: make migration m="add usage tables"
 migration: venv
+	@$(VENV)/bin/sandlada db upgrade
 	@$(VENV)/bin/alembic -c controlplane/alembic.ini revision --autogenerate -m "$(m)"
 
 clean:
