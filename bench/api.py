@@ -7,10 +7,11 @@ The run seeds a fresh database (SQLite in a temporary directory, or with ``--bac
 postgresql`` a throwaway PostgreSQL cluster) with ``--tenants`` tenants through the real
 services (submit + approve), starts a local OIDC issuer, and serves two apps with uvicorn on
 loopback, each in its own process: the control plane, and a bare FastAPI app whose one ``async``
-route returns the same JSON document without authentication or a database. Load comes from a separate process: keep-alive
-HTTP/1.1 connections on ``--concurrency`` threads, a bounded ``--requests`` per measurement,
-alternating bare/control plane for ``--rounds`` rounds; the median requests per second of each
-is reported with the ratio (goal: control plane ≥ 0.5 × bare).
+route returns the same JSON document without authentication or a database. Load comes from a
+separate process: keep-alive HTTP/1.1 connections on ``--concurrency`` threads, a bounded
+``--requests`` per measurement, alternating bare/control plane for ``--rounds`` rounds; the
+median requests per second of each is reported with the ratio (goal: control plane ≥ 0.5 ×
+bare).
 """
 
 from __future__ import annotations
