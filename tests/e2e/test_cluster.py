@@ -281,6 +281,31 @@ def test_deployment_becomes_available(admin: k8s.ApiClient, make_namespace: Any)
     )
 
 
+def test_job_runs_to_completion(admin: k8s.ApiClient, make_namespace: Any) -> None:
+    # kwok's pod-succeeded stage finishes Job-owned pods; the job controller then completes it.
+    ns = make_namespace("job")
+    batch: Any = k8s.BatchV1Api(admin)
+    batch.create_namespaced_job(
+        ns,
+        {
+            "metadata": {"name": "train"},
+            "spec": {
+                "backoffLimit": 0,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "train", "image": IMAGE}],
+                    }
+                },
+            },
+        },
+    )
+    wait_until(
+        lambda: (batch.read_namespaced_job("train", ns).status.succeeded or 0) == 1,
+        what="the job to succeed",
+    )
+
+
 def test_namespace_deletion_completes(core: Any) -> None:
     ns = f"gone-{uuid.uuid4().hex[:8]}"
     create_namespace(core, ns)
