@@ -68,7 +68,7 @@ class TestBearerTokens:
             claims, "secret", algorithm="HS256", headers={"kid": oidc_issuer.current_kid}
         )
         assert _status(api, hs)[0] == 401
-        none = jwt.encode(claims, None, algorithm="none", headers={"kid": oidc_issuer.current_kid})
+        none = jwt.encode(claims, "", algorithm="none", headers={"kid": oidc_issuer.current_kid})
         assert _status(api, none)[0] == 401
         assert _status(api, "not.a.jwt")[0] == 401
 
