@@ -25,5 +25,8 @@ class OperatorConfig(BaseSettings):
     retry_delay: float = 2.0
     """Seconds before retrying a reconcile that failed for a transient reason."""
 
+    kopf_log_level: str = "WARNING"
+    """Level of kopf's per-object log; INFO logs every handled event (costly at bulk)."""
+
     deletion_poll: float = 1.0
     """Seconds between checks while a tenant's namespace is being removed."""

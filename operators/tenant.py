@@ -32,6 +32,7 @@ from tenants.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, T
 from tenants.status import READY, Reason, set_condition
 
 FINALIZER = "sandlada.se/tenant-operator"
+_log = logging.getLogger("sandlada.operators.tenant")
 _ANNOTATION_PREFIX = "operator.sandlada.se"
 _OURS: dict[str, Any] = {
     MANAGED_BY_LABEL: MANAGED_BY,
@@ -245,7 +246,7 @@ def reconcile(
     )
     if not status.get("provisionedAt"):
         patch.status["provisionedAt"] = _now().isoformat().replace("+00:00", "Z")
-    logger.info("tenant %s is ready", name)
+    _log.info("tenant %s is ready", name)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -310,7 +311,7 @@ def _child_event(
     storage = _storage(memo)
     try:
         if type == "DELETED" or drifted(desired, dict(body)):
-            logger.info(
+            logger.warning(
                 "repairing %s %s of tenant %s (%s)",
                 kind,
                 desired["metadata"]["name"],
