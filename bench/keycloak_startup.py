@@ -91,7 +91,15 @@ def main() -> None:
                     )
                     latencies.append(time.monotonic() - began)
                     if response.status_code != 200:
-                        raise SystemExit(f"token grant refused: {response.text}")
+                        errors = [
+                            line
+                            for line in config.log_file.read_text().splitlines()
+                            if "LOGIN_ERROR" in line or "ERROR" in line
+                        ]
+                        raise SystemExit(
+                            f"token grant {len(latencies)} refused: {response.text}\n"
+                            + "\n".join(errors[-5:])
+                        )
             latencies.sort()
             result["token_grants"] = args.tokens
             result["token_p50_ms"] = round(statistics.median(latencies) * 1000, 1)
