@@ -49,9 +49,11 @@ while kill -0 "$pid" 2>/dev/null; do
   done
   if kill -0 "$pid" 2>/dev/null; then
     got=$(du -sm "$m2_dir" 2>/dev/null | cut -f1 || true)
-    if [ "${got:-0}" -eq 0 ]; then
+    if [ "${got:-0}" -eq 0 ] && ! compgen -G "$m2_dir/*.part" >/dev/null; then
       # A fresh ~/.m2 first gets the dependency plugin and its own dependencies.
       echo "    keycloak: $(($(date +%s) - start))s elapsed, Maven is fetching its plugins"
+    elif [ "${got:-0}" -eq 0 ]; then
+      echo "    keycloak: $(($(date +%s) - start))s elapsed, download of the ~170 MiB zip starting"
     else
       echo "    keycloak: $(($(date +%s) - start))s elapsed, ${got} MiB of the distribution so far"
     fi
