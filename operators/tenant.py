@@ -13,6 +13,7 @@ unchanged child costs no API call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -155,10 +156,14 @@ def tenants_by_name(
     }
 
 
-def _apply_all(storage: KubernetesStorage, spec: TenantSpec, owner: kopf.Body) -> None:
+def _apply_all(
+    storage: KubernetesStorage, spec: TenantSpec, owner: kopf.Body, *, prune: bool = True
+) -> None:
     for obj in build_tenant_objects(spec).all():
         kopf.append_owner_reference(obj, owner=owner)
         storage.apply(obj)
+    if not prune:
+        return
     # Network policies are the only kind whose set follows the spec (shared services):
     # a policy for a service no longer allowed must go, or the access would outlive the grant.
     namespace = namespace_for(spec.slug)
@@ -179,6 +184,7 @@ def reconcile(
     meta: kopf.Meta,
     status: kopf.Status,
     patch: kopf.Patch,
+    reason: str,
     memo: kopf.Memo,
     logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
@@ -206,7 +212,13 @@ def reconcile(
     spec = tenant.spec
     storage = _storage(memo)
     try:
-        _apply_all(storage, spec, _owner(name, str(meta.get("uid"))))
+        # A Tenant just created has no stale policies to prune: save the list call.
+        _apply_all(
+            storage,
+            spec,
+            _owner(name, str(meta.get("uid"))),
+            prune=reason != kopf.Reason.CREATE.value,
+        )
         if spec.suspended:
             storage.delete_pods(namespace_for(spec.slug))
     except KubernetesError as exc:
@@ -289,7 +301,7 @@ def _desired_child(spec: TenantSpec, kind: str, name: str) -> dict[str, Any] | N
     return None
 
 
-def _child_event(
+async def _child_event(
     *,
     type: str,
     body: kopf.Body,
@@ -298,7 +310,11 @@ def _child_event(
     logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
 ) -> None:
-    """Restore a child that was deleted or edited; keep the Tenant's GPU usage current."""
+    """Restore a child that was deleted or edited; keep the Tenant's GPU usage current.
+
+    Async so that the common case (an unchanged child, e.g. the echo of our own apply) is a
+    pure in-memory comparison without a hop to the thread pool; only real I/O goes there.
+    """
     metadata = body.get("metadata") or {}
     slug = str((metadata.get("labels") or {}).get(TENANT_LABEL, ""))
     tenant = next(iter(tenants_by_name.get(slug, [])), None) if slug else None
@@ -308,34 +324,61 @@ def _child_event(
     desired = _desired_child(tenant.spec, kind, str(metadata.get("name")))
     if desired is None:
         return  # ours by label but not built (e.g. a revoked policy): reconcile prunes those
-    storage = _storage(memo)
+    repair = type == "DELETED" or drifted(desired, dict(body))
+    gpus_used: int | None = None
+    if kind == "ResourceQuota" and type != "DELETED":
+        used = ((body.get("status") or {}).get("used") or {}).get(f"requests.{GPU_RESOURCE}")
+        gpus_used = int(used) if used is not None else 0
+        if gpus_used == tenant.gpus_used:
+            gpus_used = None
+    if not repair and gpus_used is None:
+        return
+    if repair:
+        logger.warning(
+            "repairing %s %s of tenant %s (%s)",
+            kind,
+            desired["metadata"]["name"],
+            slug,
+            type or "listed",
+        )
     try:
-        if type == "DELETED" or drifted(desired, dict(body)):
-            logger.warning(
-                "repairing %s %s of tenant %s (%s)",
-                kind,
-                desired["metadata"]["name"],
-                slug,
-                type or "listed",
-            )
-            if kind == "Namespace":
-                # A deleted namespace took every child with it; their own DELETED events came
-                # while it was terminating and could not be repaired then.
-                _apply_all(storage, tenant.spec, _owner(slug, tenant.uid))
-            else:
-                kopf.append_owner_reference(desired, owner=_owner(slug, tenant.uid))
-                storage.apply(desired)
-        if kind == "ResourceQuota" and type != "DELETED":
-            used = ((body.get("status") or {}).get("used") or {}).get(f"requests.{GPU_RESOURCE}")
-            gpus_used = int(used) if used is not None else 0
-            if gpus_used != tenant.gpus_used:
-                storage.patch_tenant_status(slug, {"gpusUsed": gpus_used})
+        await asyncio.to_thread(
+            _repair,
+            _storage(memo),
+            tenant,
+            slug=slug,
+            desired=desired,
+            repair=repair,
+            gpus_used=gpus_used,
+        )
     except KubernetesError as exc:
         if exc.transient:
             # Namespace being torn down or re-created: the Tenant's own handlers take over.
             logger.warning("could not repair %s of %s: %s", kind, slug, exc)
             return
         raise kopf.PermanentError(str(exc)) from exc
+
+
+def _repair(
+    storage: KubernetesStorage,
+    tenant: IndexedTenant,
+    *,
+    slug: str,
+    desired: dict[str, Any],
+    repair: bool,
+    gpus_used: int | None,
+) -> None:
+    assert tenant.spec is not None  # checked by the caller
+    if repair:
+        if desired["kind"] == "Namespace":
+            # A deleted namespace took every child with it; their own DELETED events came
+            # while it was terminating and could not be repaired then.
+            _apply_all(storage, tenant.spec, _owner(slug, tenant.uid))
+        else:
+            kopf.append_owner_reference(desired, owner=_owner(slug, tenant.uid))
+            storage.apply(desired)
+    if gpus_used is not None:
+        storage.patch_tenant_status(slug, {"gpusUsed": gpus_used})
 
 
 for _api_version, _plural in _CHILD_RESOURCES:
