@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -249,6 +250,7 @@ def main() -> None:
     finally:
         if cluster is not None:
             stop_postgres(cluster)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _run(
