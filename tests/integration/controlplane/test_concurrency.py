@@ -11,6 +11,7 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from sqlalchemy import func, select
 
 from controlplane.audit.service import verify_chain
@@ -20,8 +21,14 @@ from controlplane.errors import SandladaError
 from controlplane.models import RequestStatus, SandboxRequest, Tenant
 from controlplane.requests import service as requests
 from controlplane.requests.schemas import ApproveIn, SandboxRequestIn
-from tests.fixtures.tokens import ADMIN, KIRUNA, KIRUNA_REQUESTER
-from tests.integration.controlplane.conftest import GPU_MODEL, create_capacity
+from controlplane.settings import Settings
+from tests.fixtures.tokens import ADMIN, KIRUNA, KIRUNA_REQUESTER, TestIssuer
+from tests.integration.controlplane.conftest import (
+    GPU_MODEL,
+    ServedApp,
+    create_capacity,
+    request_body,
+)
 
 ATTEMPTS = 50
 DISTINCT_REQUESTS = 30
@@ -127,3 +134,53 @@ def test_concurrent_approvals_never_oversubscribe(fresh_database_url: str) -> No
             assert verify_chain(session).ok
     finally:
         database.dispose()
+
+
+def test_concurrent_approvals_over_http(served_settings: Settings, oidc_issuer: TestIssuer) -> None:
+    """The same rule through the served app: session dependency, locks and error rendering."""
+    database = Database.from_url(served_settings.database_url)
+    with database.session(write=True) as session:
+        create_capacity(session, 5)
+    database.dispose()
+    with (
+        ServedApp(served_settings) as served,
+        httpx.Client(base_url=served.url, timeout=60) as client,
+    ):
+        requester = oidc_issuer.headers(KIRUNA_REQUESTER, expires_in=600)
+        admin = oidc_issuer.headers(ADMIN, expires_in=600)
+        ids = []
+        for n in range(12):
+            response = client.post(
+                "/api/v1/sandbox-requests", headers=requester, json=request_body(name=f"h{n}")
+            )
+            assert response.status_code == 201, response.text
+            ids.append(response.json()["id"])
+        barrier = threading.Barrier(len(ids))
+        statuses: list[tuple[int, str]] = []
+
+        def approve(request_id: int) -> None:
+            barrier.wait(timeout=60)
+            response = client.post(
+                f"/api/v1/sandbox-requests/{request_id}/approve",
+                headers=admin,
+                json={
+                    "quota": {
+                        "gpus": 2,
+                        "gpu_model": GPU_MODEL,
+                        "cpu": 1,
+                        "memory_gib": 1,
+                        "storage_gib": 1,
+                    }
+                },
+            )
+            statuses.append((response.status_code, response.json().get("error", "")))
+
+        threads = [threading.Thread(target=approve, args=(i,)) for i in ids]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        # 5 GPUs, 2 per approval: two fit, the rest are refused as capacity, none fails.
+        assert sorted(statuses) == [(200, "")] * 2 + [(409, "capacity_exceeded")] * 10
+        capacity = client.get("/api/v1/capacity", headers=admin).json()
+        assert capacity == [{"gpu_model": GPU_MODEL, "total": 5, "granted": 4, "free": 1}]
