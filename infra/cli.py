@@ -41,9 +41,16 @@ def cluster_up(
 
 
 @cluster_app.command("down")
-def cluster_down() -> None:
+def cluster_down(
+    force: bool = typer.Option(False, help="Stop even while test sessions are using it."),
+) -> None:
     """Stop the processes `up` started and remove the cluster's state."""
-    _launcher().down()
+    try:
+        # The work tree (and so the cluster) may be shared by several people's test runs.
+        _launcher().down(force=force)
+    except ClusterError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from error
 
 
 @cluster_app.command("status")
@@ -75,6 +82,8 @@ def dev_up() -> None:
 
 
 @dev_app.command("down")
-def dev_down() -> None:
+def dev_down(
+    force: bool = typer.Option(False, help="Stop even while test sessions are using it."),
+) -> None:
     """Stop the local platform (for now: the cluster)."""
-    cluster_down()
+    cluster_down(force=force)

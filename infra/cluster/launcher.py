@@ -350,13 +350,23 @@ class Launcher:
             (users / str(os.getpid())).touch()
             return info
 
+    def users(self) -> list[int]:
+        """Pids of live test sessions that acquired the cluster (other than this process)."""
+        users = self.config.state_dir / "users"
+        if not users.is_dir():
+            return []
+        return sorted(
+            int(u.name)
+            for u in users.iterdir()
+            if u.name.isdigit() and int(u.name) != os.getpid() and _alive(int(u.name))
+        )
+
     def release(self) -> None:
         """Drop this process from the users; stop the cluster if it was the last auto-stop user."""
         with self._locked():
             users = self.config.state_dir / "users"
             (users / str(os.getpid())).unlink(missing_ok=True)
-            live = [u for u in users.glob("*") if u.name.isdigit() and _alive(int(u.name))]
-            if not live and (self.config.state_dir / "auto-stop").exists():
+            if not self.users() and (self.config.state_dir / "auto-stop").exists():
                 self._down(20.0)
 
     def _up(self, timeout: float) -> ClusterInfo:
@@ -463,9 +473,18 @@ class Launcher:
             and self.config.kubeconfig.exists()
         )
 
-    def down(self, timeout: float = 20.0) -> None:
-        """Stop the processes this launcher started (reverse order) and remove the state."""
+    def down(self, timeout: float = 20.0, force: bool = True) -> None:
+        """Stop the processes this launcher started (reverse order) and remove the state.
+
+        Without `force`, refuse while other test sessions use the cluster (checked under the
+        lock, so a session that is just acquiring it counts).
+        """
         with self._locked():
+            users = self.users()
+            if users and not force:
+                raise ClusterError(
+                    f"test sessions (pids {users}) are using the cluster; use --force to stop it"
+                )
             self._down(timeout)
 
     def _down(self, timeout: float) -> None:
