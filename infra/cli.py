@@ -9,6 +9,7 @@ import typer
 
 from infra.cluster.launcher import ClusterError, Launcher
 from infra.keycloak.cli import keycloak_app
+from infra.mlflow.cli import mlflow_app
 
 dev_app = typer.Typer(
     help="Local development platform (cluster, Keycloak, …).", no_args_is_help=True
@@ -19,6 +20,7 @@ cluster_app = typer.Typer(
 )
 dev_app.add_typer(cluster_app, name="cluster")
 dev_app.add_typer(keycloak_app, name="keycloak")
+dev_app.add_typer(mlflow_app, name="mlflow")
 
 
 def _launcher() -> Launcher:
@@ -73,17 +75,3 @@ def cluster_env() -> None:
         typer.echo("no cluster yet: run `sandlada dev cluster up`", err=True)
         raise typer.Exit(1)
     sys.stdout.write(f"export KUBECONFIG={shlex.quote(str(launcher.config.kubeconfig))}\n")
-
-
-@dev_app.command("up")
-def dev_up() -> None:
-    """Bring the local platform up (for now: the cluster)."""
-    cluster_up(timeout=120.0)
-
-
-@dev_app.command("down")
-def dev_down(
-    force: bool = typer.Option(False, help="Stop even while test sessions are using it."),
-) -> None:
-    """Stop the local platform (for now: the cluster)."""
-    cluster_down(force=force)
