@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +12,7 @@ from fastapi import FastAPI
 from controlplane.audit.routes import router as audit_router
 from controlplane.auth.oidc import OidcVerifier
 from controlplane.capacity.routes import router as capacity_router
+from controlplane.cluster.storage import connect
 from controlplane.database import Database
 from controlplane.errors import install_error_handlers
 from controlplane.health.metrics import Metrics, MetricsMiddleware
@@ -18,6 +21,7 @@ from controlplane.logs import configure_logging
 from controlplane.requests.routes import router as requests_router
 from controlplane.settings import Settings, get_settings
 from controlplane.tenancy.routes import router as tenants_router
+from controlplane.tenancy.sync import sync_forever
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -33,11 +37,24 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         min_refetch_seconds=settings.jwks_min_refetch_seconds,
     )
     metrics = Metrics()
+    # None without a cluster: requests still work; tenants wait in "provisioning".
+    cluster = connect(settings.kubeconfig, timeout=settings.kubernetes_timeout_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sync = None
+        if cluster is not None and settings.tenant_sync_seconds > 0:
+            sync = asyncio.create_task(
+                sync_forever(database, cluster, settings.tenant_sync_seconds)
+            )
         yield
+        if sync is not None:
+            sync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sync
         verifier.close()
+        if cluster is not None:
+            cluster.close()
 
     app = FastAPI(
         title="Sandlåda control plane",
@@ -50,6 +67,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database
     app.state.verifier = verifier
     app.state.metrics = metrics
+    app.state.cluster = cluster
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for router in (health_router, requests_router, tenants_router, capacity_router, audit_router):

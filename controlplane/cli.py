@@ -15,6 +15,7 @@ from rich.table import Table
 from controlplane import migrate
 from controlplane.audit.service import Actor, verify_chain
 from controlplane.capacity import service as capacity_service
+from controlplane.cluster.storage import NOT_CONFIGURED_MESSAGE, connect
 from controlplane.database import Database
 from controlplane.errors import SandladaError
 from controlplane.settings import Settings
@@ -112,6 +113,34 @@ def capacity_set(
     finally:
         database.dispose()
     _emit(output, row.model_dump(), f"{row.gpu_model}: {row.total} GPUs ({row.free} free)")
+
+
+@capacity_app.command("sync")
+def capacity_sync(output: OutputOption = Output.TEXT) -> None:
+    """Set each GPU model's total from the cluster's nodes (models an admin set keep theirs)."""
+    settings = Settings()
+    cluster = connect(settings.kubeconfig, timeout=settings.kubernetes_timeout_seconds)
+    if cluster is None:
+        typer.echo(f"error: {NOT_CONFIGURED_MESSAGE}", err=True)
+        raise typer.Exit(1)
+    database = _database(settings)
+    try:
+        observed = cluster.gpu_capacity()
+        with database.session(write=True) as session, session.begin():
+            rows = capacity_service.sync_from_nodes(
+                session, CLI_ACTOR, observed, settings.gpu_overcommit
+            )
+    except SandladaError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        database.dispose()
+        cluster.close()
+    table = Table("gpu_model", "total", "granted", "free", "source")
+    for row in rows:
+        source = "admin" if row.admin_override else "nodes"
+        table.add_row(row.gpu_model, str(row.total), str(row.granted), str(row.free), source)
+    _emit(output, [r.model_dump() for r in rows], table)
 
 
 @audit_app.command("verify")

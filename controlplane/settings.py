@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, model_validator
@@ -10,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_DATABASE_URL = "sqlite:///var/sandlada.db"
 DEV_OIDC_ISSUER = "http://127.0.0.1:8080/realms/sandlada"
+DEV_KUBECONFIG = Path("var/cluster/kubeconfig")
 
 
 class Settings(BaseSettings):
@@ -44,11 +46,29 @@ class Settings(BaseSettings):
         description="Granted GPUs per model may reach total × this factor.",
     )
     log_json: bool = False
+    kubeconfig: Path | None = Field(
+        None,
+        description="Kubeconfig of the cluster tenants run on; development defaults to "
+        f"{DEV_KUBECONFIG} (the local cluster). Unset or absent file: no cluster, tenants are "
+        "recorded and provisioned once one is configured.",
+    )
+    kubernetes_timeout_seconds: float = Field(5.0, gt=0)
+    tenant_sync_seconds: float = Field(
+        2.0, ge=0, description="Period of the tenant status sync; 0 turns the loop off."
+    )
+    tenant_retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="Days an offboarded tenant stays suspended (data kept) before its Tenant "
+        "resource and namespace are deleted.",
+    )
 
     @model_validator(mode="after")
     def _no_dev_defaults_in_production(self) -> Self:
         # A production deployment that silently runs on the developer's SQLite file or trusts a
         # loopback/plain-HTTP issuer would be a security hole, so refuse to start instead.
+        if self.kubeconfig is None and self.environment == "development":
+            self.kubeconfig = DEV_KUBECONFIG
         if self.environment != "production":
             return self
         problems = []

@@ -10,6 +10,13 @@ from controlplane.audit.service import Actor
 from controlplane.auth.dependencies import CurrentUser, PlatformAdmin, SettingsDep
 from controlplane.capacity import service
 from controlplane.capacity.schemas import CapacityIn, CapacityOut
+from controlplane.cluster.dependencies import ClusterDep
+from controlplane.cluster.storage import (
+    NOT_CONFIGURED_MESSAGE,
+    ClusterError,
+    ClusterNotConfiguredError,
+    ClusterUnavailableError,
+)
 from controlplane.database import SessionDep
 from controlplane.errors import (
     ConflictError,
@@ -54,4 +61,26 @@ def set_capacity(
 ) -> CapacityOut:
     return service.set_capacity(
         session, Actor.of(admin), gpu_model, body.total, settings.gpu_overcommit
+    )
+
+
+@router.post(
+    "/sync",
+    response_model=list[CapacityOut],
+    responses=error_responses(
+        NotAuthenticatedError,
+        PermissionDeniedError,
+        ClusterNotConfiguredError,
+        ClusterUnavailableError,
+        ClusterError,
+    ),
+    summary="Set each GPU model's total from the cluster's nodes (admin overrides win)",
+)
+def sync_capacity(
+    session: SessionDep, admin: PlatformAdmin, settings: SettingsDep, cluster: ClusterDep
+) -> list[CapacityOut]:
+    if cluster is None:
+        raise ClusterNotConfiguredError(NOT_CONFIGURED_MESSAGE)
+    return service.sync_from_nodes(
+        session, Actor.of(admin), cluster.gpu_capacity(), settings.gpu_overcommit
     )

@@ -14,6 +14,11 @@ class CapacityOut(BaseModel):
     free: int = Field(
         description="GPUs that approvals may still grant (total × overcommit − granted)."
     )
+    admin_override: bool = Field(
+        True,
+        description="True: an admin set the total and the node sync leaves it; false: the "
+        "total follows the cluster's nodes.",
+    )
 
 
 class CapacityIn(BaseModel):

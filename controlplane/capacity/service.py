@@ -29,6 +29,7 @@ def _out(capacity: GpuCapacity, granted: int, overcommit: float) -> CapacityOut:
         total=capacity.total,
         granted=granted,
         free=max(0, _limit(capacity.total, overcommit) - granted),
+        admin_override=capacity.admin_override,
     )
 
 
@@ -77,6 +78,8 @@ def set_capacity(
         capacity = repository.add(GpuCapacity(gpu_model=gpu_model, total=total))
     else:
         capacity.total = total
+        # An admin's number wins over the node sync from now on (see sync_from_nodes).
+        capacity.admin_override = True
         session.flush()
     record(
         session,
@@ -110,3 +113,38 @@ def reserve(session: Session, field: str, gpu_model: str, gpus: int, overcommit:
             f"{gpus} {gpu_model} GPUs asked but only {max(free, 0)} are free "
             f"({capacity.total} in the cluster, {granted} granted)"
         )
+
+
+def sync_from_nodes(
+    session: Session, actor: Actor, observed: dict[str, int], overcommit: float
+) -> list[CapacityOut]:
+    """Make each model's total follow the GPUs the cluster's nodes offer (``observed``).
+
+    The rule: a model an admin set with ``PUT /api/v1/capacity/{gpu_model}`` keeps the admin's
+    number (``admin_override``); every other model gets the nodes' allocatable total, and one no
+    longer on any node drops to 0. The nodes are the truth even when that leaves fewer GPUs than
+    are granted: nothing is revoked, the model just has none free until the nodes come back.
+    """
+    repository = CapacityRepository(session)
+    known = {c.gpu_model for c in repository.list()}
+    for gpu_model in sorted(known | set(observed)):
+        capacity = repository.get_for_update(gpu_model)
+        total = observed.get(gpu_model, 0)
+        if capacity is not None and (capacity.admin_override or capacity.total == total):
+            continue
+        before = None if capacity is None else {"gpu_model": gpu_model, "total": capacity.total}
+        if capacity is None:
+            repository.add(GpuCapacity(gpu_model=gpu_model, total=total, admin_override=False))
+        else:
+            capacity.total = total
+            session.flush()
+        record(
+            session,
+            actor,
+            "capacity.synced",
+            "gpu_capacity",
+            gpu_model,
+            before=before,
+            after={"gpu_model": gpu_model, "total": total},
+        )
+    return list_capacity(session, overcommit)

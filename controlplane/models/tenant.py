@@ -44,6 +44,11 @@ class Tenant(Base):
     expires_on: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+    # Set by the status sync when the Tenant resource first reports Ready.
+    ready_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    provisioning_seconds: Mapped[float | None]
+    # Set by offboarding: when the suspended tenant's resource (and data) may be deleted.
+    delete_after: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     agency: Mapped[Agency] = relationship(lazy="joined", innerjoin=True)
     request: Mapped[SandboxRequest] = relationship(back_populates="tenant")

@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from controlplane.auth.dependencies import CurrentUser, PlatformAdmin, SettingsDep
+from controlplane.cluster.dependencies import ClusterDep
+from controlplane.cluster.storage import ClusterUnavailableError
 from controlplane.database import SessionDep
 from controlplane.errors import (
     CapacityExceededError,
@@ -73,6 +75,7 @@ def get_request(request_id: RequestId, session: SessionDep, user: CurrentUser) -
         NotFoundError,
         InvalidTransitionError,
         CapacityExceededError,
+        ClusterUnavailableError,
     ),
     summary="Approve with a granted quota; creates the tenant",
 )
@@ -82,8 +85,12 @@ def approve(
     session: SessionDep,
     admin: PlatformAdmin,
     settings: SettingsDep,
+    *,
+    cluster: ClusterDep,
 ) -> SandboxRequestOut:
-    request = service.approve(session, admin, request_id, body, settings.gpu_overcommit)
+    request = service.approve(
+        session, admin, request_id, body, settings.gpu_overcommit, cluster=cluster
+    )
     return service.request_out(request)
 
 

@@ -16,6 +16,7 @@ from controlplane.agencies.service import agency_out, ensure_agency
 from controlplane.audit.service import Actor, record
 from controlplane.auth.principal import User
 from controlplane.capacity import service as capacity
+from controlplane.cluster.storage import TenantCluster
 from controlplane.errors import (
     InvalidInputError,
     InvalidTransitionError,
@@ -35,6 +36,7 @@ from controlplane.requests.schemas import (
     SandboxRequestOut,
 )
 from controlplane.schemas import format_organisation_number
+from controlplane.tenancy import lifecycle
 from controlplane.tenancy import service as tenancy
 from tenants.quota import Quota
 
@@ -201,7 +203,13 @@ def _decide(
 
 
 def approve(
-    session: Session, admin: User, request_id: int, body: ApproveIn, overcommit: float
+    session: Session,
+    admin: User,
+    request_id: int,
+    body: ApproveIn,
+    overcommit: float,
+    *,
+    cluster: TenantCluster | None = None,
 ) -> SandboxRequest:
     """Grant a quota and create the request's tenant, atomically and at most once.
 
@@ -227,6 +235,9 @@ def approve(
         before=before,
         after={**_audit_view(request), "tenant": tenant.slug},
     )
+    # Last, inside the transaction: apiserver down → 503 and nothing is written (see
+    # controlplane/tenancy/lifecycle.py for why not after the commit).
+    lifecycle.provision(cluster, tenant)
     session.refresh(request)
     return request
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Row, Select, false, or_, select
 from sqlalchemy.orm import Session
 
-from controlplane.models import Agency, Tenant
+from controlplane.models import Agency, Tenant, TenantStatus
 
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
@@ -24,6 +24,9 @@ LIST_COLUMNS = (
     Tenant.request_id,
     Tenant.created_at,
     Tenant.updated_at,
+    Tenant.ready_at,
+    Tenant.provisioning_seconds,
+    Tenant.delete_after,
     Agency.name.label("agency_name"),
     Agency.organisation_number.label("agency_organisation_number"),
     Agency.kind.label("agency_kind"),
@@ -78,3 +81,8 @@ class TenantRepository:
         self.session.add(tenant)
         self.session.flush()
         return tenant
+
+    def list_live(self) -> list[Tenant]:
+        """Every tenant not yet deleted, for the status sync (oldest first)."""
+        query = select(Tenant).where(Tenant.status != TenantStatus.DELETED).order_by(Tenant.id)
+        return list(self.session.scalars(query))

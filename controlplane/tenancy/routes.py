@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
-from controlplane.auth.dependencies import CurrentUser
+from controlplane.audit.service import Actor
+from controlplane.auth.dependencies import CurrentUser, PlatformAdmin, SettingsDep
+from controlplane.cluster.dependencies import ClusterDep
+from controlplane.cluster.storage import (
+    NOT_CONFIGURED_MESSAGE,
+    ClusterError,
+    ClusterNotConfiguredError,
+    ClusterUnavailableError,
+)
 from controlplane.database import SessionDep
-from controlplane.errors import NotAuthenticatedError, NotFoundError, error_responses
+from controlplane.errors import (
+    InvalidTransitionError,
+    NotAuthenticatedError,
+    NotFoundError,
+    PermissionDeniedError,
+    error_responses,
+)
 from controlplane.schemas import MAX_ID
-from controlplane.tenancy import service
-from controlplane.tenancy.schemas import TenantOut
+from controlplane.tenancy import lifecycle, service
+from controlplane.tenancy.schemas import SyncOut, TenantDetailOut, TenantOut
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
 
@@ -36,13 +51,99 @@ async def list_tenants(
     return await run_in_threadpool(service.list_tenants, session, user, limit=limit, offset=offset)
 
 
+SlugPath = Annotated[str, Path(max_length=40)]
+_CHANGE_ERRORS = (
+    NotAuthenticatedError,
+    PermissionDeniedError,
+    NotFoundError,
+    InvalidTransitionError,
+    ClusterNotConfiguredError,
+    ClusterUnavailableError,
+    ClusterError,
+)
+
+
+@router.post(
+    "/sync",
+    response_model=SyncOut,
+    responses=error_responses(
+        NotAuthenticatedError,
+        PermissionDeniedError,
+        ClusterNotConfiguredError,
+        ClusterUnavailableError,
+        ClusterError,
+    ),
+    summary="Run one tenant status sync pass now (it also runs periodically)",
+)
+def sync(session: SessionDep, _admin: PlatformAdmin, cluster: ClusterDep) -> SyncOut:
+    if cluster is None:
+        raise ClusterNotConfiguredError(NOT_CONFIGURED_MESSAGE)
+    report = lifecycle.sync_tenants(session, cluster)
+    return SyncOut(
+        created=report.created,
+        ready=report.ready,
+        deleting=report.deleting,
+        deleted=report.deleted,
+    )
+
+
 @router.get(
     "/{slug}",
-    response_model=TenantOut,
+    response_model=TenantDetailOut,
     responses=error_responses(NotAuthenticatedError, NotFoundError),
-    summary="One tenant",
+    summary="One tenant, with the cluster's conditions for it",
 )
 def get_tenant(
-    slug: Annotated[str, Path(max_length=40)], session: SessionDep, user: CurrentUser
+    slug: SlugPath, session: SessionDep, user: CurrentUser, cluster: ClusterDep
+) -> TenantDetailOut:
+    tenant = service.get_tenant(session, user, slug)
+    return TenantDetailOut(
+        **service.tenant_out(tenant).model_dump(),
+        cluster=lifecycle.cluster_status(cluster, tenant),
+    )
+
+
+@router.post(
+    "/{slug}/suspend",
+    response_model=TenantOut,
+    responses=error_responses(*_CHANGE_ERRORS),
+    summary="Suspend: no new pods, running ones stopped, data kept",
+)
+def suspend(
+    slug: SlugPath, session: SessionDep, admin: PlatformAdmin, cluster: ClusterDep
 ) -> TenantOut:
-    return service.tenant_out(service.get_tenant(session, user, slug))
+    tenant = service.get_tenant(session, admin, slug)
+    return service.tenant_out(lifecycle.suspend(session, Actor.of(admin), cluster, tenant))
+
+
+@router.post(
+    "/{slug}/resume",
+    response_model=TenantOut,
+    responses=error_responses(*_CHANGE_ERRORS),
+    summary="Resume a suspended tenant",
+)
+def resume(
+    slug: SlugPath, session: SessionDep, admin: PlatformAdmin, cluster: ClusterDep
+) -> TenantOut:
+    tenant = service.get_tenant(session, admin, slug)
+    return service.tenant_out(lifecycle.resume(session, Actor.of(admin), cluster, tenant))
+
+
+@router.post(
+    "/{slug}/offboard",
+    response_model=TenantOut,
+    responses=error_responses(*_CHANGE_ERRORS),
+    summary="Offboard: suspend now, delete namespace and data after the retention period",
+)
+def offboard(
+    slug: SlugPath,
+    session: SessionDep,
+    admin: PlatformAdmin,
+    cluster: ClusterDep,
+    settings: SettingsDep,
+) -> TenantOut:
+    tenant = service.get_tenant(session, admin, slug)
+    retention = timedelta(days=settings.tenant_retention_days)
+    return service.tenant_out(
+        lifecycle.offboard(session, Actor.of(admin), cluster, tenant, retention)
+    )

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from controlplane.models import TenantStatus
 from controlplane.schemas import AgencyOut
 from tenants.quota import Quota
+from tenants.resource import Condition, Phase
 
 
 class TenantOut(BaseModel):
@@ -21,3 +22,32 @@ class TenantOut(BaseModel):
     request_id: int
     created_at: datetime
     updated_at: datetime
+    ready_at: datetime | None = Field(None, description="When the cluster first reported Ready.")
+    provisioning_seconds: float | None = Field(
+        None, description="Approval to Ready, in seconds.", examples=[0.8]
+    )
+    delete_after: datetime | None = Field(
+        None, description="For an offboarded tenant: when its namespace and data are deleted."
+    )
+
+
+class ClusterStatusOut(BaseModel):
+    """The Tenant resource's status as the operator reports it (read live)."""
+
+    reachable: bool
+    phase: Phase | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    gpus_used: int | None = None
+
+
+class TenantDetailOut(TenantOut):
+    cluster: ClusterStatusOut
+
+
+class SyncOut(BaseModel):
+    """Tenant slugs each step of one sync pass touched."""
+
+    created: list[str]
+    ready: list[str]
+    deleting: list[str]
+    deleted: list[str]

@@ -32,6 +32,9 @@ def tenant_out(tenant: Tenant) -> TenantOut:
         request_id=tenant.request_id,
         created_at=tenant.created_at,
         updated_at=tenant.updated_at,
+        ready_at=tenant.ready_at,
+        provisioning_seconds=tenant.provisioning_seconds,
+        delete_after=tenant.delete_after,
     )
 
 
@@ -128,6 +131,9 @@ def list_tenants(session: Session, user: User, *, limit: int, offset: int) -> li
                 "request_id": row.request_id,
                 "created_at": row.created_at,
                 "updated_at": row.updated_at,
+                "ready_at": row.ready_at,
+                "provisioning_seconds": row.provisioning_seconds,
+                "delete_after": row.delete_after,
             }
             for row in rows
         ]

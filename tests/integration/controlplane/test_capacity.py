@@ -20,7 +20,7 @@ class TestListCapacity:
     def test_shows_total_granted_free(self, api: Api, gpus: None) -> None:
         assert api.approve(api.submit()["id"]).status_code == 200
         assert api.request("GET", BASE).json() == [
-            {"gpu_model": GPU_MODEL, "total": 10, "granted": 2, "free": 8}
+            {"gpu_model": GPU_MODEL, "total": 10, "granted": 2, "free": 8, "admin_override": True}
         ]
 
 
@@ -34,7 +34,7 @@ class TestSetCapacity:
     def test_admin_registers_and_changes(self, api: Api) -> None:
         response = api.request("PUT", f"{BASE}/L4", ADMIN, json={"total": 4})
         assert response.status_code == 200
-        assert response.json() == {"gpu_model": "L4", "total": 4, "granted": 0, "free": 4}
+        assert response.json() == {"gpu_model": "L4", "total": 4, "granted": 0, "free": 4, "admin_override": True}
         assert api.request("PUT", f"{BASE}/L4", ADMIN, json={"total": 6}).json()["total"] == 6
 
     def test_cannot_go_below_granted(self, api: Api, gpus: None) -> None:

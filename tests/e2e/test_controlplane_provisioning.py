@@ -1,0 +1,316 @@
+"""The control plane against the real local cluster: approval → Tenant resource → Ready.
+
+The app runs in-process (TestClient, with its lifespan, so the periodic status sync runs) on a
+migrated SQLite file; the Tenant operator runs as a real subprocess; tokens come from the
+test-minted OIDC issuer. Every wait polls a condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from controlplane import migrate
+from controlplane.app import create_app
+from controlplane.settings import Settings
+from infra.cluster.config import ClusterConfig
+from operators.testing import OperatorProcess
+from tenants.builders import QUOTA_NAME
+from tenants.names import namespace_for
+from tenants.resource import GROUP, PLURAL, VERSION
+from tests.fixtures.cluster import api_client
+from tests.fixtures.tokens import ADMIN, KIRUNA, KIRUNA_REQUESTER, TestIssuer
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
+
+T = TypeVar("T")
+TIMEOUT = 30.0
+A100 = "NVIDIA-A100-SXM4-80GB"
+
+
+def wait_for(predicate: Callable[[], T | None], what: str, timeout: float = TIMEOUT) -> T:
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.05)  # polling a condition, not waiting blindly
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with OperatorProcess(cluster.kubeconfig, log) as process:
+        yield process
+
+
+def _settings(issuer: TestIssuer, database_url: str, kubeconfig: Path) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        oidc_issuer=issuer.url,
+        kubeconfig=kubeconfig,
+        kubernetes_timeout_seconds=3,
+        tenant_sync_seconds=0.1,
+        tenant_retention_days=0,
+    )
+
+
+class Api:
+    def __init__(self, test_client: TestClient, issuer: TestIssuer) -> None:
+        self.client = test_client
+        self.issuer = issuer
+
+    def call(self, method: str, path: str, persona: Any = ADMIN, **kwargs: Any) -> httpx.Response:
+        response: httpx.Response = self.client.request(
+            method, path, headers=self.issuer.headers(persona), **kwargs
+        )
+        return response
+
+    def submit(self, gpus: int = 1) -> int:
+        name = f"e2e-cp-{uuid.uuid4().hex[:8]}"
+        body = {
+            "name": name,
+            "agency": {
+                "name": "Kiruna kommun",
+                "organisation_number": KIRUNA,
+                "kind": "municipality",
+            },
+            "purpose": "Transcribe council meetings with a speech model.",
+            "legal_basis": "Kommunallagen 2 kap.",
+            "data_classification": "internal",
+            "ai_act_risk": "minimal",
+            "quota": {
+                "gpus": gpus,
+                "gpu_model": A100,
+                "cpu": 8,
+                "memory_gib": 32,
+                "storage_gib": 50,
+            },
+            "end_date": (datetime.now(UTC).date() + timedelta(days=90)).isoformat(),
+        }
+        response = self.call("POST", "/api/v1/sandbox-requests", KIRUNA_REQUESTER, json=body)
+        assert response.status_code == 201, response.text
+        request_id: int = response.json()["id"]
+        return request_id
+
+    def tenant(self, slug: str) -> dict[str, Any]:
+        response = self.call("GET", f"/api/v1/tenants/{slug}")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def wait_status(self, slug: str, status: str) -> dict[str, Any]:
+        return wait_for(
+            lambda: (t := self.tenant(slug))["status"] == status and t, f"{slug} {status}"
+        )
+
+
+@pytest.fixture(scope="module")
+def api(
+    cluster: Any,
+    operator: OperatorProcess,
+    oidc_issuer: TestIssuer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Api]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('cp') / 'sandlada.db'}"
+    migrate.upgrade(url)
+    app = create_app(_settings(oidc_issuer, url, cluster.kubeconfig))
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        api = Api(test_client, oidc_issuer)
+        response = api.call("POST", "/api/v1/capacity/sync")
+        assert response.status_code == 200, response.text
+        yield api
+    app.state.database.dispose()
+
+
+@pytest.fixture(scope="module")
+def core(cluster: Any) -> k8s.CoreV1Api:
+    return k8s.CoreV1Api(api_client(cluster))
+
+
+def _resource(cluster: Any, slug: str) -> dict[str, Any] | None:
+    custom = k8s.CustomObjectsApi(api_client(cluster))
+    try:
+        body: Any = custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, slug)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return dict(body)
+
+
+def _approve(api: Api, gpus: int = 1) -> str:
+    request_id = api.submit(gpus)
+    response = api.call("POST", f"/api/v1/sandbox-requests/{request_id}/approve", json={})
+    assert response.status_code == 200, response.text
+    slug: str = response.json()["tenant"]["slug"]
+    return slug
+
+
+class TestApprovalProvisions:
+    def test_approved_request_becomes_a_ready_tenant(
+        self, api: Api, cluster: Any, core: k8s.CoreV1Api
+    ) -> None:
+        start = time.monotonic()
+        slug = _approve(api, gpus=2)
+        resource = _resource(cluster, slug)
+        assert resource is not None, "approval returned before the Tenant resource existed"
+        assert resource["spec"]["quota"]["gpus"] == 2
+        assert resource["spec"]["agency"]["organisationNumber"] == KIRUNA
+        managers = {m["manager"] for m in resource["metadata"]["managedFields"]}
+        assert "sandlada-controlplane" in managers
+
+        tenant = api.wait_status(slug, "ready")
+        elapsed = time.monotonic() - start
+        assert tenant["ready_at"] is not None
+        assert 0 <= tenant["provisioning_seconds"] <= elapsed + 1
+        assert tenant["cluster"]["reachable"] is True
+        assert tenant["cluster"]["phase"] == "Ready"
+        ready = [c for c in tenant["cluster"]["conditions"] if c["type"] == "Ready"]
+        assert ready and ready[0]["status"] == "True", tenant["cluster"]
+
+        namespace = namespace_for(slug)
+        assert core.read_namespace(namespace).to_dict()["status"]["phase"] == "Active"
+        quota = core.read_namespaced_resource_quota(QUOTA_NAME, namespace).to_dict()
+        assert quota["spec"]["hard"]["requests.nvidia.com/gpu"] == "2"
+
+        events = api.call("GET", "/api/v1/audit", params={"limit": 500}).json()
+        actions = {e["action"] for e in events if e.get("subject_id") == slug}
+        assert {"tenant.created", "tenant.ready"} <= actions, actions
+        print(f"approve -> SQL ready in {elapsed:.3f}s (provisioning_seconds "
+              f"{tenant['provisioning_seconds']:.3f})")  # fmt: skip
+
+
+class TestCapacitySync:
+    def test_totals_follow_the_gpu_nodes(self, api: Api) -> None:
+        expected: dict[str, int] = defaultdict(int)
+        for pool in ClusterConfig.from_env().node_pools:
+            if pool.gpus and pool.gpu_product:
+                expected[pool.gpu_product] += pool.gpus * pool.count
+        response = api.call("POST", "/api/v1/capacity/sync")
+        assert response.status_code == 200, response.text
+        totals = {r["gpu_model"]: r["total"] for r in response.json() if not r["admin_override"]}
+        assert totals == dict(expected)
+
+    def test_admin_override_wins_over_the_nodes(self, api: Api) -> None:
+        model = "NVIDIA-L4"
+        response = api.call("PUT", f"/api/v1/capacity/{model}", json={"total": 100})
+        assert response.status_code == 200, response.text
+        synced = {r["gpu_model"]: r for r in api.call("POST", "/api/v1/capacity/sync").json()}
+        assert synced[model]["total"] == 100
+        assert synced[model]["admin_override"] is True
+
+
+class TestLifecycle:
+    def test_suspend_resume_offboard(self, api: Api, cluster: Any, core: k8s.CoreV1Api) -> None:
+        slug = _approve(api)
+        api.wait_status(slug, "ready")
+
+        response = api.call("POST", f"/api/v1/tenants/{slug}/suspend")
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "suspended"
+        wait_for(lambda: api.tenant(slug)["cluster"]["phase"] == "Suspended", "phase Suspended")
+        assert _resource(cluster, slug)["spec"]["suspended"] is True  # type: ignore[index]
+
+        response = api.call("POST", f"/api/v1/tenants/{slug}/suspend")
+        assert response.status_code == 409, response.text
+
+        response = api.call("POST", f"/api/v1/tenants/{slug}/resume")
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "ready"
+        wait_for(lambda: api.tenant(slug)["cluster"]["phase"] == "Ready", "phase Ready again")
+
+        # Retention is 0 days here: the sync deletes on its next pass.
+        response = api.call("POST", f"/api/v1/tenants/{slug}/offboard")
+        assert response.status_code == 200, response.text
+        assert response.json()["delete_after"] is not None
+        api.wait_status(slug, "deleted")
+        assert _resource(cluster, slug) is None
+
+        def namespace_gone() -> bool:
+            try:
+                core.read_namespace(namespace_for(slug))
+            except ApiException as exc:
+                return bool(exc.status == 404)
+            return False
+
+        wait_for(namespace_gone, "namespace deleted", timeout=60)
+        events = api.call("GET", "/api/v1/audit", params={"limit": 500}).json()
+        actions = [e["action"] for e in events if e.get("subject_id") == slug]
+        for action in (
+            "tenant.suspended",
+            "tenant.resumed",
+            "tenant.offboarded",
+            "tenant.deleting",
+            "tenant.deleted",
+        ):
+            assert action in actions, actions
+
+    def test_members_cannot_change_the_lifecycle(self, api: Api) -> None:
+        slug = _approve(api)
+        response = api.call("POST", f"/api/v1/tenants/{slug}/suspend", KIRUNA_REQUESTER)
+        assert response.status_code == 403, response.text
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class TestKubernetesUnreachable:
+    def test_approval_is_503_and_writes_nothing(
+        self,
+        cluster: Any,
+        oidc_issuer: TestIssuer,
+        tmp_path: Path,
+    ) -> None:
+        # A kubeconfig of the real cluster pointed at a port nobody listens on.
+        config = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+        for entry in config["clusters"]:
+            entry["cluster"]["server"] = f"https://127.0.0.1:{_free_port()}"
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(config))
+        url = f"sqlite:///{tmp_path / 'sandlada.db'}"
+        migrate.upgrade(url)
+        app = create_app(_settings(oidc_issuer, url, kubeconfig))
+        with TestClient(app, raise_server_exceptions=False) as test_client:
+            api = Api(test_client, oidc_issuer)
+            response = api.call("POST", "/api/v1/capacity/sync")
+            assert response.status_code == 503, response.text
+            assert response.json()["error"] == "cluster_unavailable"
+            assert api.call("PUT", f"/api/v1/capacity/{A100}", json={"total": 8}).status_code == 200
+            audit_before = api.call("GET", "/api/v1/audit", params={"limit": 500}).json()
+
+            request_id = api.submit()
+            submitted = api.call("GET", "/api/v1/audit", params={"limit": 500}).json()
+            response = api.call("POST", f"/api/v1/sandbox-requests/{request_id}/approve", json={})
+            assert response.status_code == 503, response.text
+            assert response.json()["error"] == "cluster_unavailable"
+
+            request = api.call("GET", f"/api/v1/sandbox-requests/{request_id}").json()
+            assert request["status"] == "pending"
+            assert request["tenant"] is None
+            assert api.call("GET", "/api/v1/tenants").json() == []
+            assert api.call("GET", "/api/v1/audit", params={"limit": 500}).json() == submitted
+            assert len(submitted) == len(audit_before) + 1
+            capacity = api.call("GET", "/api/v1/capacity").json()
+            assert [(c["gpu_model"], c["granted"], c["free"]) for c in capacity] == [(A100, 0, 8)]
+        app.state.database.dispose()
