@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -44,8 +45,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         sync = None
         if cluster is not None and settings.tenant_sync_seconds > 0:
+            retention = timedelta(days=settings.tenant_retention_days)
             sync = asyncio.create_task(
-                sync_forever(database, cluster, settings.tenant_sync_seconds)
+                sync_forever(database, cluster, settings.tenant_sync_seconds, retention)
             )
         yield
         if sync is not None:

@@ -210,15 +210,23 @@ class SyncReport:
     """What one pass of the sync did, by tenant slug."""
 
     created: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
     ready: list[str] = field(default_factory=list)
     deleting: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
 
 
 def sync_tenants(
-    session: Session, cluster: TenantCluster, now: datetime | None = None
+    session: Session,
+    cluster: TenantCluster,
+    *,
+    retention: timedelta,
+    now: datetime | None = None,
 ) -> SyncReport:
-    """One pass: make SQL follow the Tenant resources, and carry out due deletions.
+    """One pass: make SQL follow the Tenant resources, expire, and carry out due deletions.
+
+    A tenant past its last day (``expires_on``) is offboarded as an admin would: suspended at
+    once, deleted ``retention`` later.
 
     One list call for all resources; writes only rows whose state changed. Raises a
     ``ClusterUnavailableError`` when the apiserver cannot be reached (the caller retries).
@@ -228,7 +236,18 @@ def sync_tenants(
     report = SyncReport()
     for tenant in TenantRepository(session).list_live():
         resource = resources.get(tenant.slug)
-        if tenant.status is TenantStatus.PROVISIONING:
+        if _expired(tenant, now):
+            _change(
+                session,
+                SYNC_ACTOR,
+                cluster,
+                tenant,
+                action="tenant.expired",
+                status=TenantStatus.SUSPENDED,
+                delete_after=now + retention,
+            )
+            report.expired.append(tenant.slug)
+        elif tenant.status is TenantStatus.PROVISIONING:
             if resource is None:
                 provision(cluster, tenant)
                 report.created.append(tenant.slug)
@@ -259,6 +278,14 @@ def sync_tenants(
             elif resource.metadata.get("deletionTimestamp") is None:
                 cluster.delete_tenant(tenant.slug)
     return report
+
+
+def _expired(tenant: Tenant, now: datetime) -> bool:
+    return (
+        tenant.expires_on < now.date()
+        and tenant.delete_after is None
+        and tenant.status in (TenantStatus.PROVISIONING, TenantStatus.READY, TenantStatus.SUSPENDED)
+    )
 
 
 def _mark_ready(session: Session, tenant: Tenant, resource: TenantResource, now: datetime) -> None:

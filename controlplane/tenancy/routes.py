@@ -75,12 +75,16 @@ _CHANGE_ERRORS = (
     ),
     summary="Run one tenant status sync pass now (it also runs periodically)",
 )
-def sync(session: SessionDep, _admin: PlatformAdmin, cluster: ClusterDep) -> SyncOut:
+def sync(
+    session: SessionDep, _admin: PlatformAdmin, cluster: ClusterDep, settings: SettingsDep
+) -> SyncOut:
     if cluster is None:
         raise ClusterNotConfiguredError(NOT_CONFIGURED_MESSAGE)
-    report = lifecycle.sync_tenants(session, cluster)
+    retention = timedelta(days=settings.tenant_retention_days)
+    report = lifecycle.sync_tenants(session, cluster, retention=retention)
     return SyncOut(
         created=report.created,
+        expired=report.expired,
         ready=report.ready,
         deleting=report.deleting,
         deleted=report.deleted,

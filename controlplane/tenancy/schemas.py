@@ -48,6 +48,7 @@ class SyncOut(BaseModel):
     """Tenant slugs each step of one sync pass touched."""
 
     created: list[str]
+    expired: list[str]
     ready: list[str]
     deleting: list[str]
     deleted: list[str]

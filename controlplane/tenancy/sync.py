@@ -8,6 +8,7 @@ approval path never has to retry anything itself.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import structlog
 from fastapi.concurrency import run_in_threadpool
@@ -20,17 +21,19 @@ from controlplane.tenancy.lifecycle import SyncReport, sync_tenants
 log = structlog.get_logger(__name__)
 
 
-def sync_once(database: Database, cluster: TenantCluster) -> SyncReport:
+def sync_once(database: Database, cluster: TenantCluster, retention: timedelta) -> SyncReport:
     """One committed sync pass."""
     with database.session(write=True) as session, session.begin():
-        return sync_tenants(session, cluster)
+        return sync_tenants(session, cluster, retention=retention)
 
 
-async def sync_forever(database: Database, cluster: TenantCluster, period: float) -> None:
+async def sync_forever(
+    database: Database, cluster: TenantCluster, period: float, retention: timedelta
+) -> None:
     while True:
         try:
-            report = await run_in_threadpool(sync_once, database, cluster)
-            if report.created or report.ready or report.deleting or report.deleted:
+            report = await run_in_threadpool(sync_once, database, cluster, retention)
+            if any(vars(report).values()):
                 log.info("tenant sync", **vars(report))
         except SandladaError as exc:
             log.warning("tenant sync failed", error=exc.code, detail=exc.detail)

@@ -22,9 +22,12 @@ import yaml
 from fastapi.testclient import TestClient
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from sqlalchemy import update
 
 from controlplane import migrate
 from controlplane.app import create_app
+from controlplane.database import make_engine
+from controlplane.models import Tenant
 from controlplane.settings import Settings
 from infra.cluster.config import ClusterConfig
 from operators.testing import OperatorProcess
@@ -75,6 +78,7 @@ class Api:
     def __init__(self, test_client: TestClient, issuer: TestIssuer) -> None:
         self.client = test_client
         self.issuer = issuer
+        self.database_url = ""
 
     def call(self, method: str, path: str, persona: Any = ADMIN, **kwargs: Any) -> httpx.Response:
         response: httpx.Response = self.client.request(
@@ -133,6 +137,7 @@ def api(
     app = create_app(_settings(oidc_issuer, url, cluster.kubeconfig))
     with TestClient(app, raise_server_exceptions=False) as test_client:
         api = Api(test_client, oidc_issuer)
+        api.database_url = url
         response = api.call("POST", "/api/v1/capacity/sync")
         assert response.status_code == 200, response.text
         yield api
@@ -261,6 +266,25 @@ class TestLifecycle:
             "tenant.deleted",
         ):
             assert action in actions, actions
+
+    def test_expiry_offboards(self, api: Api, cluster: Any) -> None:
+        slug = _approve(api)
+        api.wait_status(slug, "ready")
+        engine = make_engine(api.database_url)
+        try:
+            with engine.begin() as connection:
+                yesterday = datetime.now(UTC).date() - timedelta(days=1)
+                connection.execute(
+                    update(Tenant).where(Tenant.slug == slug).values(expires_on=yesterday)
+                )
+        finally:
+            engine.dispose()
+        # Retention is 0 days here: expired → suspended → deleting → deleted.
+        api.wait_status(slug, "deleted")
+        assert _resource(cluster, slug) is None
+        events = api.call("GET", "/api/v1/audit", params={"limit": 1000}).json()
+        actions = [e["action"] for e in events if e.get("subject_id") == slug]
+        assert actions[-3:] == ["tenant.expired", "tenant.deleting", "tenant.deleted"], actions
 
     def test_members_cannot_change_the_lifecycle(self, api: Api) -> None:
         slug = _approve(api)

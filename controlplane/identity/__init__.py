@@ -1,0 +1,1 @@
+"""Identity provider administration: Keycloak groups and users, through the admin REST API."""
