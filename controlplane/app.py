@@ -18,7 +18,9 @@ from controlplane.database import Database
 from controlplane.errors import install_error_handlers
 from controlplane.health.metrics import Metrics, MetricsMiddleware
 from controlplane.health.routes import router as health_router
+from controlplane.identity.storage import IdentityStore
 from controlplane.logs import configure_logging
+from controlplane.members.routes import router as members_router
 from controlplane.requests.routes import router as requests_router
 from controlplane.settings import Settings, get_settings
 from controlplane.tenancy.routes import router as tenants_router
@@ -38,6 +40,18 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         min_refetch_seconds=settings.jwks_min_refetch_seconds,
     )
     metrics = Metrics()
+    # None without Keycloak administration: approvals create no groups, members API is a 503.
+    identity = (
+        IdentityStore(
+            settings.keycloak_url,
+            settings.keycloak_realm,
+            settings.keycloak_client_id,
+            settings.keycloak_client_secret.get_secret_value(),
+            settings.keycloak_timeout_seconds,
+        )
+        if settings.keycloak_url
+        else None
+    )
     # None without a cluster: requests still work; tenants wait in "provisioning".
     cluster = connect(settings.kubeconfig, timeout=settings.kubernetes_timeout_seconds)
 
@@ -69,9 +83,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database
     app.state.verifier = verifier
     app.state.metrics = metrics
+    app.state.identity = identity
     app.state.cluster = cluster
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for router in (health_router, requests_router, tenants_router, capacity_router, audit_router):
         app.include_router(router)
+    app.include_router(members_router)
     return app

@@ -6,12 +6,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_DATABASE_URL = "sqlite:///var/sandlada.db"
 DEV_OIDC_ISSUER = "http://127.0.0.1:8080/realms/sandlada"
 DEV_KUBECONFIG = Path("var/cluster/kubeconfig")
+DEV_KEYCLOAK_URL = "http://127.0.0.1:8080"
+DEV_KEYCLOAK_CLIENT_SECRET = "sandlada-controlplane-dev-secret"  # noqa: S105 - dev realm only
 
 
 class Settings(BaseSettings):
@@ -62,6 +64,18 @@ class Settings(BaseSettings):
         description="Days an offboarded tenant stays suspended (data kept) before its Tenant "
         "resource and namespace are deleted.",
     )
+    keycloak_url: str | None = Field(
+        None,
+        description="Keycloak base URL for group and member administration (admin REST API); "
+        f"development defaults to {DEV_KEYCLOAK_URL}. Unset: no tenant groups are created on "
+        "approval and the members API answers 503.",
+    )
+    keycloak_realm: str = "sandlada"
+    keycloak_client_id: str = Field(
+        "sandlada-controlplane", description="Confidential client whose service account is used."
+    )
+    keycloak_client_secret: SecretStr = SecretStr(DEV_KEYCLOAK_CLIENT_SECRET)
+    keycloak_timeout_seconds: float = Field(5.0, gt=0)
 
     @model_validator(mode="after")
     def _no_dev_defaults_in_production(self) -> Self:
@@ -69,6 +83,8 @@ class Settings(BaseSettings):
         # loopback/plain-HTTP issuer would be a security hole, so refuse to start instead.
         if self.kubeconfig is None and self.environment == "development":
             self.kubeconfig = DEV_KUBECONFIG
+        if self.keycloak_url is None and self.environment == "development":
+            self.keycloak_url = DEV_KEYCLOAK_URL
         if self.environment != "production":
             return self
         problems = []
@@ -76,6 +92,10 @@ class Settings(BaseSettings):
             problems.append("SANDLADA_DATABASE_URL points at SQLite; use PostgreSQL")
         if self.oidc_issuer == DEV_OIDC_ISSUER or not self.oidc_issuer.startswith("https://"):
             problems.append("SANDLADA_OIDC_ISSUER must be the production issuer over https")
+        if self.keycloak_client_secret.get_secret_value() == DEV_KEYCLOAK_CLIENT_SECRET:
+            problems.append("SANDLADA_KEYCLOAK_CLIENT_SECRET is the dev realm's secret")
+        if self.keycloak_url is None:
+            problems.append("SANDLADA_KEYCLOAK_URL is unset; tenant groups could not be managed")
         if problems:
             raise ValueError(
                 "refusing to start in production with dev defaults: " + "; ".join(problems)

@@ -1,22 +1,28 @@
 """Typed auth dependencies: a route's signature says who may call it.
 
 ``CurrentUser`` is any caller with a valid token; ``PlatformAdmin`` additionally needs the
-``platform-admin`` realm role. Agency and tenant scoping happen in the services, which receive
-the ``User``.
+``platform-admin`` realm role. ``TenantMember`` / ``TenantAdmin`` admit callers in a tenant's
+identity groups (or platform admins) to routes with a ``{slug}`` path parameter. Other agency and
+tenant scoping happens in the services, which receive the ``User``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from controlplane.auth.oidc import OidcVerifier
 from controlplane.auth.principal import User
+from controlplane.database import SessionDep
 from controlplane.errors import NotAuthenticatedError, PermissionDeniedError
+from controlplane.models import Tenant
 from controlplane.settings import Settings
+from controlplane.tenancy import service as tenancy
+from tenants.names import tenant_group
 
 _bearer = HTTPBearer(auto_error=False, description="OIDC access token from the Sandlåda realm.")
 
@@ -60,3 +66,51 @@ async def require_platform_admin(user: CurrentUser) -> User:
 
 
 PlatformAdmin = Annotated[User, Depends(require_platform_admin)]
+
+
+@dataclass(frozen=True)
+class TenantCaller:
+    """A caller admitted to one tenant, and that tenant."""
+
+    user: User
+    tenant: Tenant
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.is_platform_admin or (
+            tenant_group(self.tenant.slug, "admin") in self.user.groups
+        )
+
+
+TenantSlug = Annotated[str, Path(min_length=1, max_length=63, description="Tenant slug.")]
+
+
+async def require_tenant_member(
+    slug: TenantSlug, user: CurrentUser, session: SessionDep
+) -> TenantCaller:
+    # 404 for a tenant the caller cannot see at all (other agencies learn nothing), 403 for one
+    # they can see (their agency's) but do not belong to. Membership is read from the token's
+    # groups, so a change takes effect with the person's next token.
+    tenant = await run_in_threadpool(tenancy.get_tenant, session, user, slug)
+    if not (user.is_platform_admin or tenant.slug in user.tenant_slugs()):
+        raise PermissionDeniedError(
+            f"you are not a member of tenant {slug!r}; ask one of its admins to add you / du är "
+            "inte medlem i miljön; be någon av dess administratörer att lägga till dig"
+        )
+    return TenantCaller(user, tenant)
+
+
+TenantMember = Annotated[TenantCaller, Depends(require_tenant_member)]
+
+
+async def require_tenant_admin(caller: TenantMember) -> TenantCaller:
+    if not caller.is_admin:
+        raise PermissionDeniedError(
+            f"this needs the admin role in tenant {caller.tenant.slug!r} (group "
+            f"{tenant_group(caller.tenant.slug, 'admin')}) / detta kräver administratörsrollen i "
+            "miljön"
+        )
+    return caller
+
+
+TenantAdmin = Annotated[TenantCaller, Depends(require_tenant_admin)]

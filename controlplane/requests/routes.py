@@ -18,6 +18,7 @@ from controlplane.errors import (
     PermissionDeniedError,
     error_responses,
 )
+from controlplane.identity.dependencies import IdentityDep
 from controlplane.models import RequestStatus
 from controlplane.requests import service
 from controlplane.requests.schemas import ApproveIn, RejectIn, SandboxRequestIn, SandboxRequestOut
@@ -87,9 +88,16 @@ def approve(
     settings: SettingsDep,
     *,
     cluster: ClusterDep,
+    identity: IdentityDep,
 ) -> SandboxRequestOut:
     request = service.approve(
-        session, admin, request_id, body, settings.gpu_overcommit, cluster=cluster
+        session,
+        admin,
+        request_id,
+        body,
+        settings.gpu_overcommit,
+        cluster=cluster,
+        identity=identity,
     )
     return service.request_out(request)
 

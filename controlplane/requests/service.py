@@ -24,6 +24,8 @@ from controlplane.errors import (
     PermissionDeniedError,
     UnacceptableRiskError,
 )
+from controlplane.identity.storage import IdentityStore
+from controlplane.members import service as members
 from controlplane.models import AiActRisk, RequestStatus, SandboxRequest
 from controlplane.requests.repository import SandboxRequestRepository
 from controlplane.requests.schemas import (
@@ -210,6 +212,7 @@ def approve(
     overcommit: float,
     *,
     cluster: TenantCluster | None = None,
+    identity: IdentityStore | None = None,
 ) -> SandboxRequest:
     """Grant a quota and create the request's tenant, atomically and at most once.
 
@@ -235,6 +238,12 @@ def approve(
         before=before,
         after={**_audit_view(request), "tenant": tenant.slug},
     )
+    if identity is not None:
+        # Keycloak down → 503 and the transaction rolls back; group set-up is idempotent and
+        # converges, so the retried approval completes it (controlplane/members/service.py).
+        members.provision_tenant_groups(
+            session, identity, Actor.of(admin), tenant.slug, request.requester_subject
+        )
     # Last, inside the transaction: apiserver down → 503 and nothing is written (see
     # controlplane/tenancy/lifecycle.py for why not after the commit).
     lifecycle.provision(cluster, tenant)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from controlplane.settings import DEV_DATABASE_URL, DEV_OIDC_ISSUER, Settings
 
@@ -47,8 +47,32 @@ def test_production_with_real_settings_starts() -> None:
         environment="production",
         database_url="postgresql+psycopg://db/sandlada",
         oidc_issuer="https://sso.example.se/realms/sandlada",
+        keycloak_url="https://sso.example.se",
+        keycloak_client_secret=SecretStr("from-the-secret-store"),
     )
     assert settings.environment == "production"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"keycloak_url": "https://sso.example.se"}, "SANDLADA_KEYCLOAK_CLIENT_SECRET"),
+        ({"keycloak_client_secret": "from-the-secret-store"}, "SANDLADA_KEYCLOAK_URL"),
+    ],
+)
+def test_production_refuses_dev_keycloak_admin(overrides: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(
+            environment="production",
+            database_url="postgresql+psycopg://db/sandlada",
+            oidc_issuer="https://sso.example.se/realms/sandlada",
+            **overrides,  # type: ignore[arg-type]
+        )
+
+
+def test_keycloak_admin_defaults_to_the_dev_realm_in_development_only() -> None:
+    assert Settings(environment="development").keycloak_url == "http://127.0.0.1:8080"
+    assert Settings(environment="test").keycloak_url is None
 
 
 def test_overcommit_below_one_is_refused() -> None:
