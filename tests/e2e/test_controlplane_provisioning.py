@@ -7,6 +7,7 @@ test-minted OIDC issuer. Every wait polls a condition with a deadline.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import uuid
@@ -23,8 +24,9 @@ from fastapi.testclient import TestClient
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from sqlalchemy import update
+from typer.testing import CliRunner
 
-from controlplane import migrate
+from controlplane import cli, migrate
 from controlplane.app import create_app
 from controlplane.database import make_engine
 from controlplane.models import Tenant
@@ -202,16 +204,22 @@ class TestApprovalProvisions:
               f"{tenant['provisioning_seconds']:.3f})")  # fmt: skip
 
 
+def _expected_gpus() -> dict[str, int]:
+    """GPUs per model the local cluster's kwok node pools were made with."""
+    expected: dict[str, int] = defaultdict(int)
+    for pool in ClusterConfig.from_env().node_pools:
+        if pool.gpus and pool.gpu_product:
+            expected[pool.gpu_product] += pool.gpus * pool.count
+    return dict(expected)
+
+
 class TestCapacitySync:
     def test_totals_follow_the_gpu_nodes(self, api: Api) -> None:
-        expected: dict[str, int] = defaultdict(int)
-        for pool in ClusterConfig.from_env().node_pools:
-            if pool.gpus and pool.gpu_product:
-                expected[pool.gpu_product] += pool.gpus * pool.count
+        expected = _expected_gpus()
         response = api.call("POST", "/api/v1/capacity/sync")
         assert response.status_code == 200, response.text
         totals = {r["gpu_model"]: r["total"] for r in response.json() if not r["admin_override"]}
-        assert totals == dict(expected)
+        assert totals == expected
 
     def test_admin_override_wins_over_the_nodes(self, api: Api) -> None:
         model = "NVIDIA-L4"
@@ -220,6 +228,20 @@ class TestCapacitySync:
         synced = {r["gpu_model"]: r for r in api.call("POST", "/api/v1/capacity/sync").json()}
         assert synced[model]["total"] == 100
         assert synced[model]["admin_override"] is True
+
+    def test_cli_sync(self, cluster: Any, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'cli.db'}"
+        migrate.upgrade(url)
+        env = {
+            "SANDLADA_DATABASE_URL": url,
+            "SANDLADA_KUBECONFIG": str(cluster.kubeconfig),
+            "SANDLADA_ENVIRONMENT": "test",
+        }
+        result = CliRunner().invoke(cli.app, ["capacity", "sync", "-o", "json"], env=env)
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.stdout)
+        assert {r["gpu_model"]: r["total"] for r in rows} == _expected_gpus()
+        assert not any(r["admin_override"] for r in rows)
 
 
 class TestLifecycle:
