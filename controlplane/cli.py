@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +13,7 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from controlplane import migrate
+from controlplane import devstack, migrate
 from controlplane.audit.service import Actor, verify_chain
 from controlplane.capacity import service as capacity_service
 from controlplane.cluster.storage import NOT_CONFIGURED_MESSAGE, connect
@@ -170,8 +171,15 @@ def audit_verify(output: OutputOption = Output.TEXT) -> None:
 def dev_up(
     port: Annotated[int, typer.Option(help="Port for the control plane.")] = DEV_PORT,
 ) -> None:
-    """Migrate the local SQLite database and serve the control plane on 127.0.0.1."""
+    """Bring the whole local platform up, then serve the control plane on 127.0.0.1."""
+    os.environ.update(devstack.up())
     settings = Settings()
     migrate.upgrade(settings.database_url)
     typer.echo(f"control plane on http://{DEV_HOST}:{port} (database {settings.database_url})")
     uvicorn.run("controlplane.app:create_app", factory=True, host=DEV_HOST, port=port)
+
+
+@dev_app.command("down")
+def dev_down() -> None:
+    """Stop what `sandlada dev up` started (operator, MLflow, Keycloak, cluster)."""
+    devstack.down()
