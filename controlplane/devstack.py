@@ -20,6 +20,7 @@ from pathlib import Path
 from infra.cluster.launcher import Launcher
 from infra.keycloak import launcher as keycloak
 from infra.mlflow import server as mlflow
+from infra.process import pid_alive as _alive
 
 VAR = Path("var")
 OPERATOR_STATE = VAR / "operator"
@@ -28,21 +29,6 @@ OPERATOR_STATE = VAR / "operator"
 def _say(message: str) -> None:
     sys.stderr.write(f"==> {message}\n")
     sys.stderr.flush()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers signal 0; its state in /proc tells.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _operator_pid() -> int | None:

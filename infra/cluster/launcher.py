@@ -56,6 +56,7 @@ from infra.cluster.render import (
     node_manifests,
     scheduler_args,
 )
+from infra.process import pid_alive as _alive
 
 STAGES = (CLUSTER_DIR / "stages" / "node.yaml", CLUSTER_DIR / "stages" / "pod.yaml")
 DEFAULT_TIMEOUT = 120.0
@@ -74,16 +75,6 @@ class ClusterInfo:
     state_dir: Path
     ca_cert: Path
     nodes: tuple[str, ...]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _say(message: str) -> None:
