@@ -257,7 +257,10 @@ def reconcile(
         generation=generation,
     )
     if not status.get("provisionedAt"):
-        patch.status["provisionedAt"] = _now().isoformat().replace("+00:00", "Z")
+        # Milliseconds, unlike condition times: the control plane derives how long provisioning
+        # took from this, and most tenants are Ready well within a second.
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+        patch.status["provisionedAt"] = stamp.replace("+00:00", "Z")
     _log.info("tenant %s is ready", name)
 
 

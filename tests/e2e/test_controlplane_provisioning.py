@@ -186,7 +186,9 @@ class TestApprovalProvisions:
         tenant = api.wait_status(slug, "ready")
         elapsed = time.monotonic() - start
         assert tenant["ready_at"] is not None
-        assert 0 <= tenant["provisioning_seconds"] <= elapsed + 1
+        # The operator stamps provisionedAt in milliseconds after the row was created, so the
+        # figure is positive and within what the test itself waited.
+        assert 0 < tenant["provisioning_seconds"] <= elapsed
         assert tenant["cluster"]["reachable"] is True
         assert tenant["cluster"]["phase"] == "Ready"
         ready = [c for c in tenant["cluster"]["conditions"] if c["type"] == "Ready"]
