@@ -42,6 +42,7 @@ from controlplane.auth.principal import User  # noqa: E402
 from controlplane.database import Database  # noqa: E402
 from controlplane.requests import service as requests_service  # noqa: E402
 from controlplane.requests.schemas import ApproveIn, SandboxRequestIn  # noqa: E402
+from infra.process import free_port as _free_port  # noqa: E402
 
 PAYLOAD_ENV = "SANDLADA_BENCH_PAYLOAD"
 
@@ -130,15 +131,6 @@ def _wait_ready(port: int, path: str, process: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.1)  # polling a port that is not open yet; nothing to wait on instead
     raise RuntimeError(f"server on {port} did not become ready")
-
-
-def _free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def load(

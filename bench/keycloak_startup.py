@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import sys
 import tempfile
@@ -35,15 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from infra.keycloak.launcher import DEFAULT_HEAP, KeycloakConfig, pss_bytes, rss_bytes, start, stop
 from infra.keycloak.realm import CLI_CLIENT_ID, DEMO_REQUESTER
+from infra.process import free_port as _free_port
 
 MIB = 1024 * 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _timed_start(config: KeycloakConfig) -> tuple[float, int]:

@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import secrets
-import socket
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ from infra.mlflow.server import (
     start,
     stop,
 )
+from infra.process import free_port as _free_port
 from operators.mlflow_workspaces import (
     WORKSPACE_HEADER,
     TenantMlflowCredentials,
@@ -55,13 +55,6 @@ class Sample:
     tenants: int
     rss_mib: float
     pss_mib: float
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _settle_and_measure(server: MlflowServer, tenants: int) -> Sample:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,7 @@ from tenants.names import namespace_for
 from tenants.resource import GROUP, PLURAL, VERSION, TenantSpec, tenant_body
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ is not an installed package
+from infra.process import free_port as _free_port
 from tests.fixtures.tokens import (
     ADMIN,
     KIRUNA,
@@ -214,13 +214,6 @@ def run(kubeconfig: Path, sequential: int, bulk: int) -> None:  # noqa: PLR0915 
             _ignore(lambda n=namespace: core.delete_namespace(n))
         _wait_gone(custom, created_tenants)
         operator.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ControlPlane:

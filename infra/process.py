@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 
@@ -21,3 +22,11 @@ def pid_alive(pid: int) -> bool:
         return False
     # The state letter follows the parenthesised command name, which may itself hold spaces.
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now (for throwaway servers)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -8,7 +8,6 @@ test-minted OIDC issuer. Every wait polls a condition with a deadline.
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
 from collections import defaultdict
@@ -32,6 +31,7 @@ from controlplane.database import make_engine
 from controlplane.models import Tenant
 from controlplane.settings import Settings
 from infra.cluster.config import ClusterConfig
+from infra.process import free_port as _free_port
 from operators.testing import OperatorProcess
 from tenants.builders import QUOTA_NAME
 from tenants.names import namespace_for
@@ -314,13 +314,6 @@ class TestLifecycle:
         slug = _approve(api)
         response = api.call("POST", f"/api/v1/tenants/{slug}/suspend", KIRUNA_REQUESTER)
         assert response.status_code == 403, response.text
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class TestKubernetesUnreachable:

@@ -34,7 +34,13 @@ class TestSetCapacity:
     def test_admin_registers_and_changes(self, api: Api) -> None:
         response = api.request("PUT", f"{BASE}/L4", ADMIN, json={"total": 4})
         assert response.status_code == 200
-        assert response.json() == {"gpu_model": "L4", "total": 4, "granted": 0, "free": 4, "admin_override": True}
+        assert response.json() == {
+            "gpu_model": "L4",
+            "total": 4,
+            "granted": 0,
+            "free": 4,
+            "admin_override": True,
+        }
         assert api.request("PUT", f"{BASE}/L4", ADMIN, json={"total": 6}).json()["total"] == 6
 
     def test_cannot_go_below_granted(self, api: Api, gpus: None) -> None:

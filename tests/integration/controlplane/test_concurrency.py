@@ -183,4 +183,6 @@ def test_concurrent_approvals_over_http(served_settings: Settings, oidc_issuer: 
         # 5 GPUs, 2 per approval: two fit, the rest are refused as capacity, none fails.
         assert sorted(statuses) == [(200, "")] * 2 + [(409, "capacity_exceeded")] * 10
         capacity = client.get("/api/v1/capacity", headers=admin).json()
-        assert capacity == [{"gpu_model": GPU_MODEL, "total": 5, "granted": 4, "free": 1, "admin_override": True}]
+        assert capacity == [
+            {"gpu_model": GPU_MODEL, "total": 5, "granted": 4, "free": 1, "admin_override": True}
+        ]
