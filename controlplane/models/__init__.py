@@ -13,6 +13,7 @@ from controlplane.models.enums import (
 )
 from controlplane.models.sandbox_request import SandboxRequest
 from controlplane.models.tenant import Tenant
+from controlplane.models.usage import StorageInterval, UsageDaily, UsageInterval
 
 __all__ = [
     "Agency",
@@ -24,6 +25,9 @@ __all__ = [
     "GpuCapacity",
     "RequestStatus",
     "SandboxRequest",
+    "StorageInterval",
     "Tenant",
     "TenantStatus",
+    "UsageDaily",
+    "UsageInterval",
 ]
