@@ -14,6 +14,9 @@ DEV_OIDC_ISSUER = "http://127.0.0.1:8080/realms/sandlada"
 DEV_KUBECONFIG = Path("var/cluster/kubeconfig")
 DEV_KEYCLOAK_URL = "http://127.0.0.1:8080"
 DEV_KEYCLOAK_CLIENT_SECRET = "sandlada-controlplane-dev-secret"  # noqa: S105 - dev realm only
+DEV_PORTAL_CLIENT_SECRET = "sandlada-portal-dev-secret"  # noqa: S105 - dev realm only
+DEV_PORTAL_SESSION_SECRET = "sandlada-portal-dev-session-secret"  # noqa: S105 - dev only
+DEV_MLFLOW_URL = "http://127.0.0.1:5000"
 
 
 class Settings(BaseSettings):
@@ -76,6 +79,19 @@ class Settings(BaseSettings):
     )
     keycloak_client_secret: SecretStr = SecretStr(DEV_KEYCLOAK_CLIENT_SECRET)
     keycloak_timeout_seconds: float = Field(5.0, gt=0)
+    portal_client_id: str = Field(
+        "sandlada-portal", description="OIDC client of the web portal (code flow with PKCE)."
+    )
+    portal_client_secret: SecretStr = SecretStr(DEV_PORTAL_CLIENT_SECRET)
+    portal_session_secret: SecretStr = Field(
+        SecretStr(DEV_PORTAL_SESSION_SECRET),
+        description="Key material for the portal's encrypted session cookies.",
+    )
+    portal_mlflow_url: str | None = Field(
+        None,
+        description="MLflow UI linked from tenant pages; development defaults to "
+        f"{DEV_MLFLOW_URL}.",
+    )
 
     @model_validator(mode="after")
     def _no_dev_defaults_in_production(self) -> Self:
@@ -85,6 +101,8 @@ class Settings(BaseSettings):
             self.kubeconfig = DEV_KUBECONFIG
         if self.keycloak_url is None and self.environment == "development":
             self.keycloak_url = DEV_KEYCLOAK_URL
+        if self.portal_mlflow_url is None and self.environment == "development":
+            self.portal_mlflow_url = DEV_MLFLOW_URL
         if self.environment != "production":
             return self
         problems = []
