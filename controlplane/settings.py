@@ -93,6 +93,24 @@ class Settings(BaseSettings):
         f"{DEV_MLFLOW_URL}.",
     )
 
+    report_timezone: str = Field(
+        "Europe/Stockholm",
+        description="IANA time zone whose calendar days usage is rolled up by, prices take "
+        "effect on and months are reported in.",
+    )
+    budget_webhook_url: str | None = Field(
+        None,
+        description="URL that budget alerts (80 % and 100 % of a tenant's monthly budget) are "
+        "POSTed to as JSON. Unset: alerts are recorded but not sent.",
+    )
+    budget_webhook_timeout_seconds: float = Field(5.0, gt=0)
+    budget_evaluation_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Period of the budget evaluation (alerts and their webhook delivery); 0 "
+        "turns the loop off.",
+    )
+
     @model_validator(mode="after")
     def _no_dev_defaults_in_production(self) -> Self:
         # A production deployment that silently runs on the developer's SQLite file or trusts a

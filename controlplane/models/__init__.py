@@ -11,6 +11,7 @@ from controlplane.models.enums import (
     RequestStatus,
     TenantStatus,
 )
+from controlplane.models.pricing import Budget, BudgetAlert, GpuPrice, PriceList
 from controlplane.models.sandbox_request import SandboxRequest
 from controlplane.models.tenant import Tenant
 from controlplane.models.usage import StorageInterval, UsageDaily, UsageInterval
@@ -21,8 +22,12 @@ __all__ = [
     "AiActRisk",
     "AuditEvent",
     "Base",
+    "Budget",
+    "BudgetAlert",
     "DataClassification",
     "GpuCapacity",
+    "GpuPrice",
+    "PriceList",
     "RequestStatus",
     "SandboxRequest",
     "StorageInterval",
