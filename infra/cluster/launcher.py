@@ -55,6 +55,7 @@ from infra.cluster.render import (
     kwok_args,
     node_manifests,
     scheduler_args,
+    storage_class_manifest,
 )
 from infra.process import pid_alive as _alive
 
@@ -379,6 +380,7 @@ class Launcher:
                     component,
                 )
         self._ensure_nodes(timeout)
+        self._ensure_storage_class()
         self._wait_for_default_service_account(timeout)
         _say(f"ready in {time.monotonic() - start:.1f}s; kubeconfig: {self.config.kubeconfig}")
         return self.info()
@@ -430,6 +432,18 @@ class Launcher:
             return names <= ready
 
         self._wait(f"{len(names)} simulated nodes to be Ready", all_ready, timeout, KWOK)
+
+    def _ensure_storage_class(self) -> None:
+        manifest = storage_class_manifest()
+        api = k8s_client.StorageV1Api(
+            k8s_config.new_client_from_config(config_file=str(self.config.kubeconfig))  # type: ignore[no-untyped-call]
+        )
+        try:
+            # The client serialises plain dicts as they are.
+            api.create_storage_class(manifest)  # type: ignore[arg-type]
+        except ApiException as error:
+            if error.status != 409:
+                raise
 
     def _wait_for_default_service_account(self, timeout: float) -> None:
         core = self._core()

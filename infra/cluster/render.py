@@ -152,7 +152,26 @@ def controller_manager_args(config: ClusterConfig) -> list[str]:
         # One instance only: leader election would add seconds to every start for nothing.
         "--leader-elect=false",
         "--profiling=false",
+        # The in-tree host-path provisioner backs the default StorageClass
+        # (`storage_class_manifest`): notebooks' home volumes get a PersistentVolume without a
+        # storage driver. Local only.
+        "--enable-hostpath-provisioner=true",
     ]
+
+
+def storage_class_manifest() -> dict[str, Any]:
+    """The default StorageClass: host-path volumes made by the controller-manager (local only)."""
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": "standard",
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+        },
+        "provisioner": "kubernetes.io/host-path",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "Immediate",
+    }
 
 
 def scheduler_args(config: ClusterConfig) -> list[str]:
