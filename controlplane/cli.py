@@ -17,6 +17,7 @@ from controlplane import devstack, migrate
 from controlplane.audit.service import Actor, verify_chain
 from controlplane.capacity import service as capacity_service
 from controlplane.cluster.storage import NOT_CONFIGURED_MESSAGE, connect
+from controlplane.costs.cli import budgets_app, report_app
 from controlplane.database import Database
 from controlplane.errors import SandladaError
 from controlplane.settings import Settings
@@ -30,6 +31,8 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(capacity_app, name="capacity")
 app.add_typer(audit_app, name="audit")
+app.add_typer(report_app, name="report")
+app.add_typer(budgets_app, name="budgets")
 
 console = Console()
 CLI_ACTOR = Actor(subject="cli", name="sandlada command line")

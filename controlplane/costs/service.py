@@ -1,0 +1,361 @@
+"""Price list versions and monthly cost reports.
+
+Reports read ``usage_daily`` (the metering rollup) only: usage of a running pod appears once the
+collector has folded it into the day's row. Each run of days that shares a price list is summed
+in one SQL query per run (a month has one run, or two when prices change mid-month), so a report
+for every agency is a handful of grouped scans of the month's rollup rows, not a walk over raw
+intervals.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+from stdnum.exceptions import ValidationError
+from stdnum.se import orgnr
+
+from controlplane.audit.service import Actor, record
+from controlplane.auth.principal import User
+from controlplane.costs import pricing
+from controlplane.costs.pricing import Cost, Month, Period, Prices, Usage
+from controlplane.costs.repository import CostRepository
+from controlplane.costs.schemas import (
+    AgencyCosts,
+    AppliedPriceList,
+    CostItems,
+    CostReport,
+    PriceListIn,
+    PriceListOut,
+    TenantCostLine,
+    UnpricedUsage,
+)
+from controlplane.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from controlplane.models import GpuPrice, PriceList
+from controlplane.schemas import format_organisation_number
+
+
+def today(timezone: str, now: datetime | None = None) -> date:
+    """The calendar day it is now in the report time zone."""
+    return (now or datetime.now(UTC)).astimezone(ZoneInfo(timezone)).date()
+
+
+def current_month(timezone: str, now: datetime | None = None) -> Month:
+    return Month.of(today(timezone, now))
+
+
+# Price lists
+
+
+def _prices(row: PriceList) -> Prices:
+    return Prices(
+        id=row.id,
+        effective_from=row.effective_from,
+        cpu_core_hour_sek=row.cpu_core_hour_sek,
+        memory_gib_hour_sek=row.memory_gib_hour_sek,
+        storage_gib_month_sek=row.storage_gib_month_sek,
+        gpu_hour_sek={p.gpu_model: p.gpu_hour_sek for p in row.gpu_prices},
+    )
+
+
+def _price_list_out(row: PriceList, status: str) -> PriceListOut:
+    return PriceListOut.model_validate(
+        {
+            "id": row.id,
+            "effective_from": row.effective_from,
+            "status": status,
+            "gpu_hour_sek": {p.gpu_model: p.gpu_hour_sek for p in row.gpu_prices},
+            "cpu_core_hour_sek": row.cpu_core_hour_sek,
+            "memory_gib_hour_sek": row.memory_gib_hour_sek,
+            "storage_gib_month_sek": row.storage_gib_month_sek,
+            "note": row.note,
+            "created_at": row.created_at,
+            "created_by": row.created_by,
+        }
+    )
+
+
+def list_price_lists(session: Session, on: date) -> list[PriceListOut]:
+    """Every version, oldest first: superseded, in force or scheduled as of ``on``."""
+    rows = CostRepository(session).price_lists()
+    in_force = max((r.effective_from for r in rows if r.effective_from <= on), default=None)
+    result = []
+    for row in rows:
+        if row.effective_from > on:
+            status = "scheduled"
+        elif row.effective_from == in_force:
+            status = "in_force"
+        else:
+            status = "superseded"
+        result.append(_price_list_out(row, status))
+    return result
+
+
+def _audit_view(row: PriceList) -> dict[str, object]:
+    return {
+        "effective_from": row.effective_from.isoformat(),
+        "gpu_hour_sek": {p.gpu_model: str(p.gpu_hour_sek) for p in row.gpu_prices},
+        "cpu_core_hour_sek": str(row.cpu_core_hour_sek),
+        "memory_gib_hour_sek": str(row.memory_gib_hour_sek),
+        "storage_gib_month_sek": str(row.storage_gib_month_sek),
+    }
+
+
+def create_price_list(session: Session, actor: Actor, body: PriceListIn, on: date) -> PriceListOut:
+    """A new version from ``body.effective_from``, which must be after ``on`` (today).
+
+    Days up to today may already have been metered and reported at the prices then in force;
+    a version starting on or before today would change those figures, so it is refused.
+    """
+    if body.effective_from <= on:
+        raise InvalidInputError(
+            "effective_from",
+            f"{body.effective_from.isoformat()} is not after today ({on.isoformat()}); prices "
+            "for days that have begun cannot change, so a new version must start tomorrow or "
+            "later / priser för dagar som redan har börjat kan inte ändras; en ny version måste "
+            "gälla från i morgon eller senare",
+        )
+    repository = CostRepository(session)
+    if repository.price_list_on(body.effective_from) is not None:
+        raise ConflictError(
+            f"a price list from {body.effective_from.isoformat()} already exists; delete that "
+            "scheduled version first to replace it / det finns redan en prislista från det "
+            "datumet; ta bort den schemalagda versionen först"
+        )
+    row = PriceList(
+        effective_from=body.effective_from,
+        cpu_core_hour_sek=body.cpu_core_hour_sek,
+        memory_gib_hour_sek=body.memory_gib_hour_sek,
+        storage_gib_month_sek=body.storage_gib_month_sek,
+        note=body.note,
+        created_by=actor.subject,
+        gpu_prices=[
+            GpuPrice(gpu_model=model, gpu_hour_sek=hourly)
+            for model, hourly in sorted(body.gpu_hour_sek.items())
+        ],
+    )
+    repository.add(row)
+    record(session, actor, "price_list.created", "price_list", str(row.id), after=_audit_view(row))
+    return _price_list_out(row, "scheduled")
+
+
+def delete_price_list(session: Session, actor: Actor, price_list_id: int, on: date) -> None:
+    """Withdraw a scheduled version; versions in force or superseded are history and stay."""
+    repository = CostRepository(session)
+    row = repository.price_list(price_list_id)
+    if row is None:
+        raise NotFoundError(f"no price list {price_list_id} / prislistan finns inte")
+    if row.effective_from <= on:
+        raise ConflictError(
+            f"price list {price_list_id} has applied since {row.effective_from.isoformat()} and "
+            "is part of the pricing history; publish a new version from tomorrow instead / "
+            "prislistan har redan gällt och kan inte tas bort; publicera en ny version"
+        )
+    view = _audit_view(row)
+    repository.delete(row)
+    record(session, actor, "price_list.deleted", "price_list", str(price_list_id), before=view)
+
+
+# Reports
+
+
+def parse_agency(value: str) -> str:
+    """An organisation number in any common spelling, compact; 422 naming ``agency`` if bad."""
+    try:
+        return str(orgnr.validate(value))
+    except ValidationError as exc:
+        raise InvalidInputError(
+            "agency",
+            f"{value!r} is not a valid Swedish organisation number (NNNNNN-NNNN) / ogiltigt "
+            "organisationsnummer",
+        ) from exc
+
+
+def report_scope(user: User, agency: str | None) -> str | None:
+    """The agency (compact organisation number) a caller's report covers; None = all agencies.
+
+    Platform admins see every agency or the one they name; anyone else sees only their own
+    agency (from the token's organisation_number claim), and naming another one is a 403.
+    """
+    wanted = parse_agency(agency) if agency is not None else None
+    if user.is_platform_admin:
+        return wanted
+    own = user.require_organisation()
+    if wanted is not None and wanted != own:
+        raise PermissionDeniedError(
+            "you may only see the cost report of your own agency / du kan bara se din egen "
+            "myndighets kostnadsrapport"
+        )
+    return own
+
+
+def _items(cost: Cost) -> dict[str, object]:
+    return {
+        "gpu_hours": cost.gpu_hours,
+        "gpu_cost_sek": cost.gpu_cost_sek,
+        "cpu_core_hours": cost.cpu_core_hours,
+        "cpu_cost_sek": cost.cpu_cost_sek,
+        "memory_gib_hours": cost.memory_gib_hours,
+        "memory_cost_sek": cost.memory_cost_sek,
+        "storage_gib_days": cost.storage_gib_days,
+        "storage_cost_sek": cost.storage_cost_sek,
+        "total_sek": cost.total_sek,
+    }
+
+
+def _month_periods(session: Session, month: Month) -> list[Period]:
+    prices = [_prices(row) for row in CostRepository(session).price_lists()]
+    return pricing.periods(prices, month.first_day, month.last_day)
+
+
+def _usage_by_tenant(
+    session: Session,
+    periods: list[Period],
+    *,
+    agency_id: int | None = None,
+    tenant_id: int | None = None,
+) -> tuple[dict[int, list[tuple[Period, Usage]]], dict[int, tuple[str, str, str]]]:
+    repository = CostRepository(session)
+    usage: dict[int, list[tuple[Period, Usage]]] = defaultdict(list)
+    names: dict[int, tuple[str, str, str]] = {}
+    for period in periods:
+        per_tenant: dict[int, Usage] = {}
+        for row in repository.usage(
+            period.first, period.last, agency_id=agency_id, tenant_id=tenant_id
+        ):
+            names[row.tenant_id] = (row.slug, row.organisation_number, row.agency_name)
+            amounts = per_tenant.get(row.tenant_id)
+            if amounts is None:
+                amounts = per_tenant[row.tenant_id] = Usage()
+                usage[row.tenant_id].append((period, amounts))
+            if row.gpu_model:
+                amounts.gpu_seconds[row.gpu_model] = (
+                    amounts.gpu_seconds.get(row.gpu_model, 0.0) + row.gpu_seconds
+                )
+            amounts.cpu_core_seconds += row.cpu_core_seconds
+            amounts.memory_gib_seconds += row.memory_gib_seconds
+            amounts.storage_gib_seconds += row.storage_gib_seconds
+    return usage, names
+
+
+def cost_report(
+    session: Session,
+    month: Month,
+    timezone: str,
+    *,
+    organisation_number: str | None = None,
+    now: datetime | None = None,
+) -> CostReport:
+    """The month's costs per tenant, grouped by agency, each day at the prices then in force."""
+    repository = CostRepository(session)
+    agency_id: int | None = None
+    if organisation_number is not None:
+        agency = repository.agency_by_organisation_number(organisation_number)
+        agency_id = agency.id if agency is not None else -1
+    periods = _month_periods(session, month)
+    usage, names = _usage_by_tenant(session, periods, agency_id=agency_id)
+
+    agencies: dict[str, tuple[str, list[TenantCostLine], Cost]] = {}
+    unpriced: list[UnpricedUsage] = []
+    for tenant_id in sorted(usage, key=lambda t: (names[t][1], names[t][0])):
+        slug, org, agency_name = names[tenant_id]
+        cost, missing = pricing.price(usage[tenant_id])
+        unpriced.extend(
+            UnpricedUsage(tenant=slug, first_day=m.first, last_day=m.last, what=m.what)
+            for m in missing
+        )
+        entry = agencies.get(org)
+        if entry is None:
+            entry = agencies[org] = (agency_name, [], Cost())
+        entry[1].append(TenantCostLine.model_validate({"tenant": slug, **_items(cost)}))
+        entry[2].add(cost)
+
+    agency_out = [
+        AgencyCosts(
+            organisation_number=format_organisation_number(org),
+            name=name,
+            tenants=lines,
+            totals=CostItems.model_validate(_items(totals)),
+        )
+        for org, (name, lines, totals) in agencies.items()
+    ]
+    return CostReport(
+        month=str(month),
+        timezone=timezone,
+        generated_at=now or datetime.now(UTC),
+        price_lists=[
+            AppliedPriceList(
+                id=p.prices.id,
+                effective_from=p.prices.effective_from,
+                first_day=p.first,
+                last_day=p.last,
+            )
+            for p in periods
+            if p.prices is not None
+        ],
+        agencies=agency_out,
+        total_sek=sum((a.totals.total_sek for a in agency_out), Decimal(0)),
+        unpriced=unpriced,
+    )
+
+
+def tenant_month_cost(session: Session, tenant_id: int, month: Month) -> Decimal:
+    """One tenant's total for ``month``, priced exactly as the report prices it."""
+    usage, _ = _usage_by_tenant(session, _month_periods(session, month), tenant_id=tenant_id)
+    if tenant_id not in usage:
+        return Decimal("0.00")
+    cost, _ = pricing.price(usage[tenant_id])
+    return cost.total_sek
+
+
+CSV_FIXED = (
+    "cpu_core_hours",
+    "cpu_cost_sek",
+    "memory_gib_hours",
+    "memory_cost_sek",
+    "storage_gib_days",
+    "storage_cost_sek",
+    "total_sek",
+)
+
+
+def report_csv(report: CostReport) -> str:
+    """The report as CSV: one row per tenant, then one ``agency_total`` row per agency.
+
+    GPU columns are ``gpu_hours:<model>`` and ``gpu_cost_sek:<model>`` for every model that
+    occurs in the report; figures are the same decimal strings as in the JSON report.
+    """
+    models = sorted({model for agency in report.agencies for model in agency.totals.gpu_hours})
+    header = ["month", "line", "agency_organisation_number", "agency_name", "tenant"]
+    for model in models:
+        header += [f"gpu_hours:{model}", f"gpu_cost_sek:{model}"]
+    header += list(CSV_FIXED)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+
+    def row(line: str, agency: AgencyCosts, tenant: str, items: CostItems) -> list[str]:
+        cells = [report.month, line, agency.organisation_number, agency.name, tenant]
+        for model in models:
+            cells += [
+                str(items.gpu_hours.get(model, "")),
+                str(items.gpu_cost_sek.get(model, "")),
+            ]
+        cells += [str(getattr(items, column)) for column in CSV_FIXED]
+        return cells
+
+    for agency in report.agencies:
+        for line in agency.tenants:
+            writer.writerow(row("tenant", agency, line.tenant, line))
+        writer.writerow(row("agency_total", agency, "", agency.totals))
+    return out.getvalue()
