@@ -14,6 +14,8 @@ from controlplane.audit.routes import router as audit_router
 from controlplane.auth.oidc import OidcVerifier
 from controlplane.capacity.routes import router as capacity_router
 from controlplane.cluster.storage import connect
+from controlplane.costs.budgets import evaluate_forever as evaluate_budgets_forever
+from controlplane.costs.routes import router as costs_router
 from controlplane.database import Database
 from controlplane.errors import install_error_handlers
 from controlplane.health.metrics import Metrics, MetricsMiddleware
@@ -63,7 +65,22 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             sync = asyncio.create_task(
                 sync_forever(database, cluster, settings.tenant_sync_seconds, retention)
             )
+        budgets = None
+        if settings.budget_evaluation_seconds > 0:
+            budgets = asyncio.create_task(
+                evaluate_budgets_forever(
+                    database,
+                    settings.report_timezone,
+                    settings.budget_webhook_url,
+                    settings.budget_evaluation_seconds,
+                    settings.budget_webhook_timeout_seconds,
+                )
+            )
         yield
+        if budgets is not None:
+            budgets.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await budgets
         if sync is not None:
             sync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -90,4 +107,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for router in (health_router, requests_router, tenants_router, capacity_router, audit_router):
         app.include_router(router)
     app.include_router(members_router)
+    app.include_router(costs_router)
     return app
