@@ -77,6 +77,22 @@ seccompProfile:
     secretKeyRef:
       name: {{ required "keycloak.existingSecret: name the Secret holding the Keycloak client secret" .Values.keycloak.existingSecret | quote }}
       key: {{ .Values.keycloak.secretKey | quote }}
+- name: SANDLADA_PORTAL_CLIENT_ID
+  value: {{ .Values.portal.clientId | quote }}
+- name: SANDLADA_PORTAL_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "portal.existingSecret: name the Secret holding the portal's client and session secrets" .Values.portal.existingSecret | quote }}
+      key: {{ .Values.portal.clientSecretKey | quote }}
+- name: SANDLADA_PORTAL_SESSION_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.portal.existingSecret | quote }}
+      key: {{ .Values.portal.sessionSecretKey | quote }}
+{{- with .Values.portal.mlflowUrl }}
+- name: SANDLADA_PORTAL_MLFLOW_URL
+  value: {{ . | quote }}
+{{- end }}
 - name: SANDLADA_LOG_JSON
   value: "true"
 - name: PYTHONDONTWRITEBYTECODE
