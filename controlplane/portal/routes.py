@@ -1,0 +1,557 @@
+"""The portal's pages. Thin: parse the form, call the domain service, render the result.
+
+Every page that changes something is a POST form with a CSRF token, answered with a redirect
+(303) on success or the same form with the errors beside their fields on failure. A failed
+POST rolls the request's session back before rendering, so nothing half-done is committed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from controlplane.audit import service as audit
+from controlplane.auth.dependencies import TenantCaller
+from controlplane.capacity import service as capacity
+from controlplane.database import SessionDep
+from controlplane.errors import (
+    CapacityExceededError,
+    InvalidInputError,
+    InvalidTransitionError,
+    NotAuthenticatedError,
+    PermissionDeniedError,
+    SandladaError,
+    ServiceUnavailableError,
+    UnacceptableRiskError,
+)
+from controlplane.members import service as members
+from controlplane.models import (
+    AgencyKind,
+    AiActRisk,
+    DataClassification,
+    RequestStatus,
+    SandboxRequest,
+)
+from controlplane.portal import labels
+from controlplane.portal.forms import (
+    APPROVE_FIELDS,
+    REQUEST_FIELDS,
+    FormErrors,
+    approve_payload,
+    request_payload,
+    translate_validation,
+)
+from controlplane.portal.i18n import LANGUAGES, N_, Language
+from controlplane.portal.oidc import pkce_pair
+from controlplane.portal.session import LANGUAGE_COOKIE, LoginState, PortalSession, safe_next
+from controlplane.portal.web import (
+    PREFIX,
+    AdminViewer,
+    LanguageDep,
+    MaybeViewer,
+    SignedIn,
+    Viewer,
+    checked_form,
+    portal_state,
+    redirect,
+    refresh_viewer,
+    render,
+)
+from controlplane.requests import service as requests
+from controlplane.requests.schemas import ApproveIn, RejectIn, SandboxRequestIn
+from controlplane.schemas import MAX_ID
+from controlplane.tenancy import lifecycle
+from controlplane.tenancy import service as tenancy
+from tenants.names import namespace_for
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+root_router = APIRouter(include_in_schema=False)
+
+RequestId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Slug = Annotated[str, Path(min_length=1, max_length=63)]
+
+ENUMS: dict[str, Any] = {
+    "agency_kinds": [(k.value, labels.AGENCY_KINDS[k]) for k in AgencyKind],
+    "classifications": [(c.value, labels.CLASSIFICATIONS[c]) for c in DataClassification],
+    "risks": [(r.value, labels.RISKS[r]) for r in AiActRisk],
+    "request_statuses": {s.value: labels.REQUEST_STATUSES[s] for s in RequestStatus},
+    "tenant_statuses": {s.value: v for s, v in labels.TENANT_STATUSES.items()},
+    "roles": labels.ROLES,
+}
+
+
+@root_router.get("/")
+def root() -> Response:
+    return RedirectResponse(PREFIX + "/", status_code=307)
+
+
+# --- sign-in, sign-out, language ------------------------------------------------------------
+
+
+@router.get("/auth/login", name="portal_login")
+def login(request: Request, language: LanguageDep, next: str | None = None) -> Response:
+    state = portal_state(request)
+    verifier, challenge = pkce_pair()
+    login_state = LoginState(
+        state=secrets.token_urlsafe(24),
+        nonce=secrets.token_urlsafe(24),
+        verifier=verifier,
+        next=safe_next(next, PREFIX + "/"),
+    )
+    url = state.oidc.authorization_url(
+        str(request.url_for("portal_callback")),
+        login_state.state,
+        login_state.nonce,
+        challenge,
+        language.code,
+    )
+    response = RedirectResponse(url, status_code=303)
+    state.codec.write_login(response, login_state)
+    return response
+
+
+@router.get("/auth/callback", name="portal_callback")
+def callback(
+    request: Request,
+    code: Annotated[str | None, Query(max_length=4096)] = None,
+    state: Annotated[str | None, Query(max_length=200)] = None,
+    error: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    portal = portal_state(request)
+    login_state = portal.codec.read_login(request)
+    if error is not None or code is None:
+        raise NotAuthenticatedError(f"sign-in was not completed ({error or 'no code'})")
+    if login_state is None or not secrets.compare_digest(login_state.state, state or ""):
+        # A stale or foreign callback (e.g. the back button): start a fresh sign-in.
+        return RedirectResponse(PREFIX + "/auth/login", status_code=303)
+    tokens = portal.oidc.exchange_code(
+        code, str(request.url_for("portal_callback")), login_state.verifier, login_state.nonce
+    )
+    session = PortalSession.from_token_claims(tokens.claims, tokens.refresh_token)
+    response = RedirectResponse(login_state.next, status_code=303)
+    portal.codec.write_session(response, session)
+    portal.codec.clear_login(response)
+    return response
+
+
+@router.post("/auth/logout", name="portal_logout")
+async def logout(request: Request, viewer: SignedIn) -> Response:
+    await checked_form(request, viewer)
+    portal = portal_state(request)
+    await run_in_threadpool(portal.oidc.logout, viewer.session.refresh_token)
+    response = RedirectResponse(PREFIX + "/?signed_out=1", status_code=303)
+    portal.codec.clear_session(response)
+    return response
+
+
+@router.get("/language/{code}", name="portal_language")
+def switch_language(
+    request: Request,
+    code: Annotated[str, Path(max_length=5)],
+    next: str | None = None,
+) -> Response:
+    response = RedirectResponse(safe_next(next, PREFIX + "/"), status_code=303)
+    if code in LANGUAGES:
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            code,
+            max_age=365 * 24 * 3600,
+            path="/",
+            samesite="lax",
+            secure=portal_state(request).codec.secure,
+        )
+    return response
+
+
+# --- start page: my requests and tenants ----------------------------------------------------
+
+
+@router.get("/", name="portal_home")
+def home(
+    request: Request, session: SessionDep, viewer: MaybeViewer, signed_out: bool = False
+) -> Response:
+    if viewer is None:
+        return render(request, "welcome.html", None, signed_out=signed_out)
+    mine = requests.list_requests(session, viewer.user, status=None, limit=100, offset=0)
+    if viewer.user.is_platform_admin:
+        # An admin sees every agency's requests in the queue; here, only their own.
+        mine = [r for r in mine if r.requester_subject == viewer.user.subject]
+    tenants = tenancy.list_tenants(session, viewer.user, limit=100, offset=0)
+    return render(request, "home.html", viewer, requests=mine, tenants=tenants, **ENUMS)
+
+
+# --- request a sandbox ----------------------------------------------------------------------
+
+
+def _request_form_context(session: Session, viewer: Viewer) -> dict[str, Any]:
+    models = capacity.known_models(session)
+    return {"gpu_models": models, **ENUMS}
+
+
+def _request_defaults(viewer: Viewer) -> dict[str, Any]:
+    return {
+        "organisation_number": (
+            f"{viewer.user.organisation_number[:6]}-{viewer.user.organisation_number[6:]}"
+            if viewer.user.organisation_number
+            else ""
+        ),
+        "agency_kind": AgencyKind.MUNICIPALITY.value,
+        "data_classification": DataClassification.INTERNAL.value,
+        "ai_act_risk": AiActRisk.MINIMAL.value,
+        "gpus": "0",
+        "cpu": "4",
+        "memory_gib": "16",
+        "storage_gib": "50",
+        "end_date": (requests.today() + timedelta(days=180)).isoformat(),
+    }
+
+
+@router.get("/requests/new", name="portal_new_request")
+def new_request(request: Request, session: SessionDep, viewer: SignedIn) -> Response:
+    return render(
+        request,
+        "request_form.html",
+        viewer,
+        values=_request_defaults(viewer),
+        errors=FormErrors(),
+        **_request_form_context(session, viewer),
+    )
+
+
+def _service_error_for_request(
+    exc: SandladaError, language: Language, viewer: Viewer
+) -> FormErrors:
+    errors = FormErrors()
+    if isinstance(exc, UnacceptableRiskError):
+        errors.add(
+            "ai_act_risk",
+            language.gettext(
+                N_(
+                    "AI systems with unacceptable risk are prohibited by the EU AI Act "
+                    "(article 5) and cannot be hosted on Sandlåda. Contact the platform team "
+                    "if you are unsure of the assessment."
+                )
+            ),
+        )
+    elif isinstance(exc, InvalidInputError) and exc.field == "end_date":
+        message = (
+            N_("The end date must be after today.")
+            if "after today" in exc.detail
+            else N_("The end date can be at most five years ahead.")
+        )
+        errors.add("end_date", language.gettext(message))
+    elif isinstance(exc, InvalidInputError) and exc.field == "quota.gpu_model":
+        errors.add("gpu_model", language.gettext(N_("Choose a GPU model the platform offers.")))
+    elif isinstance(exc, PermissionDeniedError) and viewer.user.organisation_number:
+        errors.add(
+            "organisation_number",
+            language.gettext(
+                N_("You can only ask for sandboxes for your own organisation ({number}).")
+            ).format(
+                number=f"{viewer.user.organisation_number[:6]}-{viewer.user.organisation_number[6:]}"
+            ),
+        )
+    elif isinstance(exc, PermissionDeniedError):
+        errors.general.append(
+            language.gettext(
+                N_(
+                    "Your account is not linked to an organisation, so you cannot ask for a "
+                    "sandbox. Ask your identity administrator to set your organisation number."
+                )
+            )
+        )
+    else:
+        errors.general.append(exc.detail)
+    return errors
+
+
+@router.post("/requests/new", name="portal_submit_request")
+async def submit_request(
+    request: Request, session: SessionDep, viewer: SignedIn, language: LanguageDep
+) -> Response:
+    form = await checked_form(request, viewer)
+    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    errors = FormErrors()
+    created: SandboxRequest | None = None
+    try:
+        body = SandboxRequestIn.model_validate(request_payload(form))
+        created = await run_in_threadpool(requests.submit, session, viewer.user, body)
+    except ValidationError as exc:
+        errors = translate_validation(exc, REQUEST_FIELDS, language)
+    except (InvalidInputError, PermissionDeniedError) as exc:
+        errors = _service_error_for_request(exc, language, viewer)
+    if created is not None:
+        return redirect(request, f"{PREFIX}/requests/{created.id}?submitted=1")
+    await run_in_threadpool(session.rollback)
+    context = await run_in_threadpool(_request_form_context, session, viewer)
+    return render(
+        request,
+        "request_form.html",
+        viewer,
+        status_code=422,
+        values=values,
+        errors=errors,
+        **context,
+    )
+
+
+@router.get("/requests/{request_id}", name="portal_request")
+def show_request(
+    request: Request,
+    request_id: RequestId,
+    session: SessionDep,
+    viewer: SignedIn,
+    submitted: bool = False,
+) -> Response:
+    item = requests.get(session, viewer.user, request_id)
+    return render(
+        request,
+        "request_detail.html",
+        viewer,
+        item=item,
+        out=requests.request_out(item),
+        submitted=submitted,
+        **ENUMS,
+    )
+
+
+@router.post("/requests/{request_id}/withdraw", name="portal_withdraw")
+async def withdraw_request(
+    request: Request, request_id: RequestId, session: SessionDep, viewer: SignedIn
+) -> Response:
+    await checked_form(request, viewer)
+    await run_in_threadpool(requests.withdraw, session, viewer.user, request_id)
+    return redirect(request, f"{PREFIX}/requests/{request_id}")
+
+
+# --- admin queue ----------------------------------------------------------------------------
+
+
+@router.get("/admin/requests", name="portal_queue")
+def queue(request: Request, session: SessionDep, viewer: AdminViewer) -> Response:
+    settings = portal_state(request).settings
+    pending = requests.list_requests(
+        session, viewer.user, status=RequestStatus.PENDING, limit=200, offset=0
+    )
+    return render(
+        request,
+        "queue.html",
+        viewer,
+        pending=pending,
+        capacity=capacity.list_capacity(session, settings.gpu_overcommit),
+        **ENUMS,
+    )
+
+
+def _review_context(session: Session, request: Request, viewer: Viewer, request_id: int) -> Any:
+    settings = portal_state(request).settings
+    item = requests.get(session, viewer.user, request_id)
+    return {
+        "item": item,
+        "out": requests.request_out(item),
+        "capacity": capacity.list_capacity(session, settings.gpu_overcommit),
+        "gpu_models": capacity.known_models(session),
+        **ENUMS,
+    }
+
+
+def _quota_values(quota: dict[str, Any]) -> dict[str, str]:
+    return {k: "" if v is None else str(v) for k, v in quota.items()}
+
+
+@router.get("/admin/requests/{request_id}", name="portal_review")
+def review(
+    request: Request, request_id: RequestId, session: SessionDep, viewer: AdminViewer
+) -> Response:
+    context = _review_context(session, request, viewer, request_id)
+    return render(
+        request,
+        "review.html",
+        viewer,
+        values=_quota_values(context["item"].requested_quota),
+        errors=FormErrors(),
+        reject_errors=FormErrors(),
+        **context,
+    )
+
+
+@router.post("/admin/requests/{request_id}/approve", name="portal_approve")
+async def approve(
+    request: Request,
+    request_id: RequestId,
+    session: SessionDep,
+    viewer: AdminViewer,
+    language: LanguageDep,
+) -> Response:
+    form = await checked_form(request, viewer)
+    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    settings = portal_state(request).settings
+    errors = FormErrors()
+    status_code = 422
+    try:
+        body = ApproveIn.model_validate(approve_payload(form))
+        await run_in_threadpool(
+            requests.approve,
+            session,
+            viewer.user,
+            request_id,
+            body,
+            settings.gpu_overcommit,
+            cluster=request.app.state.cluster,
+            identity=request.app.state.identity,
+        )
+        return redirect(request, f"{PREFIX}/admin/requests?approved={request_id}")
+    except ValidationError as exc:
+        errors = translate_validation(exc, APPROVE_FIELDS, language)
+    except CapacityExceededError:
+        status_code = 409
+        errors.add(
+            "gpus",
+            language.gettext(
+                N_("Not enough free GPUs of this model; see the free capacity in the table.")
+            ),
+        )
+    except InvalidInputError as exc:
+        errors.add(
+            "gpu_model" if (exc.field or "").startswith("quota") else "comment",
+            language.gettext(N_("Choose a GPU model the platform offers."))
+            if exc.field == "quota.gpu_model"
+            else exc.detail,
+        )
+    except InvalidTransitionError as exc:
+        status_code = 409
+        errors.general.append(exc.detail)
+    except ServiceUnavailableError as exc:
+        status_code = 503
+        errors.general.append(
+            language.gettext(
+                N_("The approval could not be completed because a service is unavailable: ")
+            )
+            + exc.detail
+        )
+    await run_in_threadpool(session.rollback)
+    context = await run_in_threadpool(_review_context, session, request, viewer, request_id)
+    return render(
+        request,
+        "review.html",
+        viewer,
+        status_code=status_code,
+        values=values,
+        errors=errors,
+        reject_errors=FormErrors(),
+        **context,
+    )
+
+
+@router.post("/admin/requests/{request_id}/reject", name="portal_reject")
+async def reject(
+    request: Request,
+    request_id: RequestId,
+    session: SessionDep,
+    viewer: AdminViewer,
+    language: LanguageDep,
+) -> Response:
+    form = await checked_form(request, viewer)
+    reject_errors = FormErrors()
+    status_code = 422
+    try:
+        body = RejectIn.model_validate({"reason": str(form.get("reason", "")).strip()})
+        await run_in_threadpool(requests.reject, session, viewer.user, request_id, body)
+        return redirect(request, f"{PREFIX}/admin/requests?rejected={request_id}")
+    except ValidationError as exc:
+        reject_errors = translate_validation(exc, {("reason",): "reason"}, language)
+    except InvalidTransitionError as exc:
+        status_code = 409
+        reject_errors.general.append(exc.detail)
+    await run_in_threadpool(session.rollback)
+    context = await run_in_threadpool(_review_context, session, request, viewer, request_id)
+    return render(
+        request,
+        "review.html",
+        viewer,
+        status_code=status_code,
+        values=_quota_values(context["item"].requested_quota),
+        errors=FormErrors(),
+        reject_errors=reject_errors,
+        reason=str(form.get("reason", "")),
+        **context,
+    )
+
+
+# --- tenant page ----------------------------------------------------------------------------
+
+
+def _tenant_context(session: Session, request: Request, viewer: Viewer, slug: str) -> Any:
+    tenant = tenancy.get_tenant(session, viewer.user, slug)
+    is_member = viewer.user.is_platform_admin or tenant.slug in viewer.user.tenant_slugs()
+    caller = TenantCaller(viewer.user, tenant)
+    people = None
+    members_error = None
+    if is_member:
+        try:
+            people = members.list_members(request.app.state.identity, caller)
+        except ServiceUnavailableError as exc:
+            members_error = exc.detail
+    settings = portal_state(request).settings
+    return {
+        "tenant": tenancy.tenant_out(tenant),
+        "cluster": lifecycle.cluster_status(request.app.state.cluster, tenant),
+        "is_member": is_member,
+        "is_tenant_admin": caller.is_admin,
+        "members": people,
+        "members_error": members_error,
+        "mlflow_url": settings.portal_mlflow_url,
+        "workspace": namespace_for(tenant.slug),
+        **ENUMS,
+    }
+
+
+@router.get("/tenants/{slug}", name="portal_tenant")
+async def tenant_page(
+    request: Request, slug: Slug, session: SessionDep, viewer: SignedIn
+) -> Response:
+    tenant = await run_in_threadpool(tenancy.get_tenant, session, viewer.user, slug)
+    if not viewer.user.is_platform_admin and tenant.slug not in viewer.user.tenant_slugs():
+        # Membership comes from the token's groups; a person added since their last token
+        # (the requester right after approval) gets it with fresh claims.
+        viewer = await refresh_viewer(request, viewer)
+    context = await run_in_threadpool(_tenant_context, session, request, viewer, slug)
+    return render(request, "tenant.html", viewer, **context)
+
+
+# --- audit log ------------------------------------------------------------------------------
+
+
+@router.get("/admin/audit", name="portal_audit")
+def audit_log(
+    request: Request,
+    session: SessionDep,
+    viewer: AdminViewer,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> Response:
+    page_size = 50
+    events = audit.list_events(
+        session, subject_type=None, subject_id=None, after_id=after, limit=page_size + 1
+    )
+    more = len(events) > page_size
+    events = events[:page_size]
+    return render(
+        request,
+        "audit.html",
+        viewer,
+        events=events,
+        after=after,
+        next_after=events[-1].id if more and events else None,
+    )
+
+
+def login_url(next_path: str) -> str:
+    return f"{PREFIX}/auth/login?next={quote(next_path)}"
