@@ -44,6 +44,8 @@ from controlplane.errors import (
 from controlplane.models import GpuPrice, PriceList
 from controlplane.schemas import format_organisation_number
 
+PRICE_UNIT = Decimal("0.0001")
+
 
 def today(timezone: str, now: datetime | None = None) -> date:
     """The calendar day it is now in the report time zone."""
@@ -68,16 +70,21 @@ def _prices(row: PriceList) -> Prices:
     )
 
 
+def _sek(value: Decimal) -> Decimal:
+    # Prices have four decimals, whether read back from the database or just written.
+    return value.quantize(PRICE_UNIT)
+
+
 def _price_list_out(row: PriceList, status: str) -> PriceListOut:
     return PriceListOut.model_validate(
         {
             "id": row.id,
             "effective_from": row.effective_from,
             "status": status,
-            "gpu_hour_sek": {p.gpu_model: p.gpu_hour_sek for p in row.gpu_prices},
-            "cpu_core_hour_sek": row.cpu_core_hour_sek,
-            "memory_gib_hour_sek": row.memory_gib_hour_sek,
-            "storage_gib_month_sek": row.storage_gib_month_sek,
+            "gpu_hour_sek": {p.gpu_model: _sek(p.gpu_hour_sek) for p in row.gpu_prices},
+            "cpu_core_hour_sek": _sek(row.cpu_core_hour_sek),
+            "memory_gib_hour_sek": _sek(row.memory_gib_hour_sek),
+            "storage_gib_month_sek": _sek(row.storage_gib_month_sek),
             "note": row.note,
             "created_at": row.created_at,
             "created_by": row.created_by,
@@ -267,7 +274,8 @@ def cost_report(
 
     agencies: dict[str, tuple[str, list[TenantCostLine], Cost]] = {}
     unpriced: list[UnpricedUsage] = []
-    for tenant_id in sorted(usage, key=lambda t: (names[t][1], names[t][0])):
+    # Agencies by name (then organisation number), tenants by slug within each.
+    for tenant_id in sorted(usage, key=lambda t: (names[t][2], names[t][1], names[t][0])):
         slug, org, agency_name = names[tenant_id]
         cost, missing = pricing.price(usage[tenant_id])
         unpriced.extend(
