@@ -1,7 +1,7 @@
 """``python -m operators``: run the Sandlåda operators against ``KUBECONFIG`` (or in-cluster).
 
-Equivalent to ``kopf run --all-namespaces --standalone -m operators.tenant``, with the options
-taken from `OperatorConfig` (``SANDLADA_OPERATOR_*``).
+Equivalent to ``kopf run --all-namespaces --standalone -m operators.tenant -m
+operators.notebook``, with the options taken from `OperatorConfig` (``SANDLADA_OPERATOR_*``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import logging
 
 import kopf
 
+import operators.notebook  # registers the Notebook handlers
 import operators.tenant  # noqa: F401  (registers the handlers)
 from operators.config import OperatorConfig
 

@@ -30,3 +30,9 @@ class OperatorConfig(BaseSettings):
 
     deletion_poll: float = 1.0
     """Seconds between checks while a tenant's namespace is being removed."""
+
+    notebook_url_base: str = "https://sandlada.localhost"
+    """Where the platform's proxy serves notebooks; a notebook's url is this plus its path."""
+
+    notebook_storage_class: str | None = None
+    """StorageClass of notebooks' home volumes; none: the cluster's default class."""

@@ -1,0 +1,156 @@
+"""Kubernetes I/O of the notebook operator, speaking `KubernetesError` like `operators.storage`.
+
+Objects come and go as plain dicts (the API's JSON), so the pure status logic in
+`operators.notebook` reads the same shape from watch events and from API answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from operators.storage import FIELD_MANAGER, KubernetesError
+from tenants.notebook import PLURAL
+from tenants.resource import GROUP, VERSION
+
+_APPLY = "application/apply-patch+yaml"
+_MERGE = "application/merge-patch+json"
+_TRANSIENT = {404, 409, 429, 500, 502, 503, 504}
+
+T = TypeVar("T")
+
+
+def _api_message(exc: ApiException) -> str:
+    """The apiserver's own sentence (Status.message), e.g. the quota it exceeded."""
+    body = exc.body.decode() if isinstance(exc.body, bytes) else (exc.body or "")
+    try:
+        message = json.loads(body).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or body[:500] or exc.reason or exc.status)
+
+
+def _call(what: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except ApiException as exc:
+        raise KubernetesError(
+            _api_message(exc), status=exc.status, transient=exc.status in _TRANSIENT
+        ) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise KubernetesError(f"{what}: {exc}", status=None, transient=True) from exc
+
+
+class NotebookStorage:
+    """Creates, applies, reads and deletes a notebook's children; writes Notebook status."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._api = api_client
+        self._core = client.CoreV1Api(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
+
+    def _dict(self, obj: object) -> dict[str, Any]:
+        result: dict[str, Any] = self._api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+        return result
+
+    def create_if_absent(self, obj: dict[str, Any]) -> bool:
+        """Create ``obj`` (Secret, PVC or Pod) unless it exists; whether it was created.
+
+        For objects whose content must not be rewritten (a token, a volume whose size may only
+        grow, an immutable pod spec), so a re-run of the handler leaves them alone.
+        """
+        kind = obj["kind"]
+        namespace = obj["metadata"]["namespace"]
+        # The client serialises plain dicts as they are (its stubs ask for model classes).
+        body: Any = obj
+        creators: dict[str, Callable[[], object]] = {
+            "Secret": lambda: self._core.create_namespaced_secret(namespace, body),
+            "PersistentVolumeClaim": lambda: self._core.create_namespaced_persistent_volume_claim(
+                namespace, body
+            ),
+            "Pod": lambda: self._core.create_namespaced_pod(namespace, body),
+        }
+        try:
+            _call(f"create {kind} {namespace}/{obj['metadata']['name']}", creators[kind])
+        except KubernetesError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def apply_service(self, obj: dict[str, Any]) -> None:
+        """Server-side apply a Service (force: our field manager owns what it sets)."""
+        name = obj["metadata"]["name"]
+        namespace = obj["metadata"]["namespace"]
+        _call(
+            f"apply Service {namespace}/{name}",
+            lambda: self._core.patch_namespaced_service(
+                name,
+                namespace,
+                obj,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type=_APPLY,
+            ),
+        )
+
+    def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The pod as JSON, or None when there is none."""
+        try:
+            pod = _call(
+                f"read pod {namespace}/{name}",
+                lambda: self._core.read_namespaced_pod(name, namespace),
+            )
+        except KubernetesError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return self._dict(pod)
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        """Delete the pod; already gone is fine."""
+        try:
+            _call(
+                f"delete pod {namespace}/{name}",
+                lambda: self._core.delete_namespaced_pod(name, namespace),
+            )
+        except KubernetesError as exc:
+            if exc.status != 404:
+                raise
+
+    def claim_exists(self, namespace: str, name: str) -> bool:
+        """Whether the PersistentVolumeClaim exists."""
+        try:
+            _call(
+                f"read PVC {namespace}/{name}",
+                lambda: self._core.read_namespaced_persistent_volume_claim(name, namespace),
+            )
+        except KubernetesError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge ``status`` into the Notebook's status subresource (gone: nothing to do)."""
+        try:
+            _call(
+                f"patch status of notebook {namespace}/{name}",
+                lambda: self._custom.patch_namespaced_custom_object_status(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURAL,
+                    name,
+                    {"status": status},
+                    _content_type=_MERGE,
+                ),
+            )
+        except KubernetesError as exc:
+            if exc.status != 404:
+                raise
