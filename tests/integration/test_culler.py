@@ -26,16 +26,16 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from kubernetes import client as k8s
 
 from infra.cluster.launcher import ClusterInfo
 from infra.process import free_port
 from operators.culler import Culler, NotebookView
 from tenants.catalog import NotebookDefaults, load_catalog
-from tenants.notebook import CRD_NAME, CRD_PATH, PLURAL, notebook_body, token_secret_name
+from tenants.notebook import PLURAL, notebook_body, token_secret_name
 from tenants.resource import GROUP, VERSION
 from tests.fixtures.cluster import api_client, wait_until
+from tests.fixtures.notebooks import ensure_notebook_crd
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
@@ -122,26 +122,6 @@ def jupyter_servers(tmp_path: Path) -> Iterator[Callable[[str], JupyterServer]]:
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait(timeout=5)
-
-
-def ensure_notebook_crd(api: k8s.ApiClient) -> None:
-    """Apply the Notebook CRD (idempotent) and wait until the apiserver serves it."""
-    extensions = k8s.ApiextensionsV1Api(api)
-    crd = yaml.safe_load(CRD_PATH.read_text())
-    extensions.patch_custom_resource_definition(
-        CRD_NAME,
-        crd,
-        field_manager="sandlada-tests",
-        force=True,
-        _content_type="application/apply-patch+yaml",
-    )
-
-    def established() -> bool:
-        status = extensions.read_custom_resource_definition(CRD_NAME).status
-        conditions = (status.conditions if status else None) or []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-    wait_until(established, timeout=30, what="Notebook CRD established")
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Notebook servers of tenant members: profiles, launch, list, stop, and quota accounting."""
