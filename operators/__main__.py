@@ -1,7 +1,8 @@
 """``python -m operators``: run the Sandlåda operators against ``KUBECONFIG`` (or in-cluster).
 
 Equivalent to ``kopf run --all-namespaces --standalone -m operators.tenant -m
-operators.notebook``, with the options taken from `OperatorConfig` (``SANDLADA_OPERATOR_*``).
+operators.notebook -m operators.culler``, with the options taken from `OperatorConfig`
+(``SANDLADA_OPERATOR_*``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 
 import kopf
 
+import operators.culler  # registers the idle culler's timer on Notebooks
 import operators.notebook  # registers the Notebook handlers
 import operators.tenant  # noqa: F401  (registers the handlers)
 from operators.config import OperatorConfig
