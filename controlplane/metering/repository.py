@@ -45,11 +45,14 @@ class UsageRepository:
     def insert_ignore(self, model: IntervalModel, key: str, values: dict[str, Any]) -> bool:
         """Insert one interval unless its UID is known; True if inserted."""
         statement = (
-            _insert(self.session, model)
+            _insert(self.session, model.__table__)
             .values(**values)
             .on_conflict_do_nothing(index_elements=[key])
+            # RETURNING, not rowcount: on PostgreSQL the rowcount SQLAlchemy reports for this
+            # one-row insert was 1 even when the conflict inserted nothing (seen in tests).
+            .returning(model.__table__.c.id)
         )
-        return bool(_affected(self.session.execute(statement)))
+        return self.session.execute(statement).first() is not None
 
     def close(
         self, model: IntervalModel, key: str, uid: str, ended_at: datetime, **extra: Any
@@ -91,7 +94,7 @@ class UsageRepository:
             **seconds,
         }
         table = UsageDaily.__table__
-        statement = _insert(self.session, UsageDaily).values(
+        statement = _insert(self.session, table).values(
             tenant_id=tenant_id, day=day, gpu_model=gpu_model, **values
         )
         statement = statement.on_conflict_do_update(

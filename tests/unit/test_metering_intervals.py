@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +27,7 @@ def pod(
     *,
     phase: str = "Running",
     start: str | None = START,
-    finished: list[str | None] | None = None,
+    finished: Sequence[str | None] | None = None,
     deletion: str | None = None,
     grace: int | None = None,
     containers: list[dict[str, Any]] | None = None,
