@@ -20,6 +20,8 @@ from controlplane.cluster.storage import NOT_CONFIGURED_MESSAGE, connect
 from controlplane.costs.cli import budgets_app, report_app
 from controlplane.database import Database
 from controlplane.errors import SandladaError
+from controlplane.metering import launcher as meter_launcher
+from controlplane.metering.cli import meter_app
 from controlplane.settings import Settings
 from infra.cli import dev_app
 
@@ -33,6 +35,7 @@ app.add_typer(capacity_app, name="capacity")
 app.add_typer(audit_app, name="audit")
 app.add_typer(report_app, name="report")
 app.add_typer(budgets_app, name="budgets")
+app.add_typer(meter_app, name="meter")
 
 console = Console()
 CLI_ACTOR = Actor(subject="cli", name="sandlada command line")
@@ -178,6 +181,7 @@ def dev_up(
     os.environ.update(devstack.up())
     settings = Settings()
     migrate.upgrade(settings.database_url)
+    meter_launcher.start()  # after the migration: the collector writes usage tables
     typer.echo(f"control plane on http://{DEV_HOST}:{port} (database {settings.database_url})")
     uvicorn.run("controlplane.app:create_app", factory=True, host=DEV_HOST, port=port)
 
@@ -185,4 +189,5 @@ def dev_up(
 @dev_app.command("down")
 def dev_down() -> None:
     """Stop what `sandlada dev up` started (operator, MLflow, Keycloak, cluster)."""
+    meter_launcher.stop()
     devstack.down()
