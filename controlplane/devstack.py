@@ -40,8 +40,15 @@ def _operator_pid() -> int | None:
     return pid if _alive(pid) else None
 
 
-def start_operator(kubeconfig: Path, say: Callable[[str], None] = _say) -> int:
-    """Run `python -m operators` in its own session against ``kubeconfig``; reuse a running one."""
+def start_operator(
+    kubeconfig: Path,
+    say: Callable[[str], None] = _say,
+    extra_env: dict[str, str] | None = None,
+) -> int:
+    """Run `python -m operators` in its own session against ``kubeconfig``; reuse a running one.
+
+    ``extra_env`` adds settings, e.g. the MLflow server's URL and admin credentials.
+    """
     running = _operator_pid()
     if running is not None:
         say(f"operator: already running (pid {running})")
@@ -52,6 +59,7 @@ def start_operator(kubeconfig: Path, say: Callable[[str], None] = _say) -> int:
         **os.environ,
         "KUBECONFIG": str(kubeconfig.resolve()),
         "SANDLADA_OPERATOR_INSTALL_CRD": "true",
+        **(extra_env or {}),
     }
     with log_file.open("ab") as log:
         process = subprocess.Popen(
@@ -94,7 +102,15 @@ def up() -> dict[str, str]:
     tracking = mlflow.start(progress=_say)
     _say(f"    MLflow ready at {tracking.url}")
     _say("4/4 Tenant operator")
-    start_operator(cluster.kubeconfig)
+    # The operator gives each tenant a workspace and credentials on this MLflow server.
+    start_operator(
+        cluster.kubeconfig,
+        extra_env={
+            "SANDLADA_OPERATOR_MLFLOW_URL": tracking.url,
+            "SANDLADA_OPERATOR_MLFLOW_ADMIN_USERNAME": tracking.admin_username,
+            "SANDLADA_OPERATOR_MLFLOW_ADMIN_PASSWORD": tracking.admin_password,
+        },
+    )
     return {
         "SANDLADA_KUBECONFIG": str(cluster.kubeconfig.resolve()),
         "SANDLADA_OIDC_ISSUER": realm.issuer,

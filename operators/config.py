@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,3 +39,33 @@ class OperatorConfig(BaseSettings):
 
     notebook_storage_class: str | None = None
     """StorageClass of notebooks' home volumes; none: the cluster's default class."""
+
+    mlflow_url: str | None = None
+    """The shared MLflow server's base URL for its admin API; none: tenants get no MLflow."""
+
+    mlflow_admin_username: str = "admin"
+    """MLflow's admin user (basic-auth app)."""
+
+    mlflow_admin_password: SecretStr | None = None
+    """MLflow's admin password; MLflow counts as configured only with it."""
+
+    mlflow_password_key: SecretStr | None = None
+    """Key the tenant passwords are derived from (≥ 16 bytes); none: derived from the admin
+    password, so the dev stack needs to hand over only the admin credentials."""
+
+    mlflow_tracking_uri: str | None = None
+    """The address notebooks use (e.g. the in-cluster Service); none: ``mlflow_url``."""
+
+    @property
+    def mlflow_configured(self) -> bool:
+        """Whether tenants get an MLflow workspace."""
+        return bool(self.mlflow_url and self.mlflow_admin_password)
+
+    def mlflow_key(self) -> bytes:
+        """The tenant-password key (see ``mlflow_password_key``)."""
+        if self.mlflow_password_key is not None:
+            return self.mlflow_password_key.get_secret_value().encode()
+        if self.mlflow_admin_password is None:
+            raise ValueError("MLflow is not configured")
+        secret = self.mlflow_admin_password.get_secret_value().encode()
+        return hashlib.sha256(b"sandlada-mlflow-password-key:" + secret).digest()

@@ -35,7 +35,8 @@ def _api_message(exc: ApiException) -> str:
     return str(message or body[:500] or exc.reason or exc.status)
 
 
-def _call(what: str, fn: Callable[[], T]) -> T:
+def call_api(what: str, fn: Callable[[], T]) -> T:
+    """Run ``fn``; `ApiException` and connection errors become `KubernetesError`."""
     try:
         return fn()
     except ApiException as exc:
@@ -76,7 +77,7 @@ class NotebookStorage:
             "Pod": lambda: self._core.create_namespaced_pod(namespace, body),
         }
         try:
-            _call(f"create {kind} {namespace}/{obj['metadata']['name']}", creators[kind])
+            call_api(f"create {kind} {namespace}/{obj['metadata']['name']}", creators[kind])
         except KubernetesError as exc:
             if exc.status == 409:
                 return False
@@ -87,7 +88,7 @@ class NotebookStorage:
         """Server-side apply a Service (force: our field manager owns what it sets)."""
         name = obj["metadata"]["name"]
         namespace = obj["metadata"]["namespace"]
-        _call(
+        call_api(
             f"apply Service {namespace}/{name}",
             lambda: self._core.patch_namespaced_service(
                 name,
@@ -102,7 +103,7 @@ class NotebookStorage:
     def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The pod as JSON, or None when there is none."""
         try:
-            pod = _call(
+            pod = call_api(
                 f"read pod {namespace}/{name}",
                 lambda: self._core.read_namespaced_pod(name, namespace),
             )
@@ -115,7 +116,7 @@ class NotebookStorage:
     def delete_pod(self, namespace: str, name: str) -> None:
         """Delete the pod; already gone is fine."""
         try:
-            _call(
+            call_api(
                 f"delete pod {namespace}/{name}",
                 lambda: self._core.delete_namespaced_pod(name, namespace),
             )
@@ -126,7 +127,7 @@ class NotebookStorage:
     def claim_exists(self, namespace: str, name: str) -> bool:
         """Whether the PersistentVolumeClaim exists."""
         try:
-            _call(
+            call_api(
                 f"read PVC {namespace}/{name}",
                 lambda: self._core.read_namespaced_persistent_volume_claim(name, namespace),
             )
@@ -139,7 +140,7 @@ class NotebookStorage:
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge ``status`` into the Notebook's status subresource (gone: nothing to do)."""
         try:
-            _call(
+            call_api(
                 f"patch status of notebook {namespace}/{name}",
                 lambda: self._custom.patch_namespaced_custom_object_status(
                     GROUP,

@@ -24,6 +24,9 @@ from pydantic import ValidationError
 
 from operators.config import OperatorConfig
 from operators.drift import drifted
+from operators.mlflow_tenant import CONDITION as MLFLOW_CONDITION
+from operators.mlflow_tenant import MlflowStep, Outcome, failure
+from operators.mlflow_workspaces import MlflowAdminError
 from operators.storage import KubernetesError, KubernetesStorage, api_client_from_environment
 from tenants.builders import GPU_RESOURCE, build_network_policies, build_tenant_objects
 from tenants.crd import tenant_crd
@@ -81,6 +84,11 @@ def _owner(name: str, uid: str) -> kopf.Body:
     )
 
 
+def _ready_first(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``Ready`` leads the list (as people and tools read it), then the rest in order."""
+    return sorted(conditions, key=lambda condition: condition.get("type") != READY)
+
+
 def _report(
     patch: kopf.Patch,
     status: kopf.Status,
@@ -93,14 +101,16 @@ def _report(
 ) -> None:
     """Put phase and the Ready condition into the status patch kopf writes after the handler."""
     patch.status["phase"] = phase.value
-    patch.status["conditions"] = set_condition(
-        list(status.get("conditions") or []),
-        type_=READY,
-        status=ready,
-        reason=reason,
-        message=message,
-        now=_now(),
-        generation=generation,
+    patch.status["conditions"] = _ready_first(
+        set_condition(
+            list(status.get("conditions") or []),
+            type_=READY,
+            status=ready,
+            reason=reason,
+            message=message,
+            now=_now(),
+            generation=generation,
+        )
     )
     if generation is not None:
         patch.status["observedGeneration"] = generation
@@ -124,11 +134,13 @@ def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> 
     settings.execution.max_workers = config.workers
     # React to an event quickly; the default 0.1 s window is latency we do not need.
     settings.batching.batch_window = 0.02
-    storage = KubernetesStorage(api_client_from_environment(pool_size=config.workers + 4))
+    api_client = api_client_from_environment(pool_size=config.workers + 4)
+    storage = KubernetesStorage(api_client)
     if config.install_crd:
         storage.install_crd(tenant_crd())
     memo["config"] = config
     memo["storage"] = storage
+    memo["mlflow"] = MlflowStep(config, api_client)
 
 
 @kopf.on.probe(id="apiserver")
@@ -236,6 +248,7 @@ def reconcile(
         raise kopf.PermanentError(str(exc)) from exc
 
     patch.status["namespace"] = namespace_for(spec.slug)
+    mlflow, retry_mlflow = _mlflow_step(memo, spec, name, str(meta.get("uid")))
     if spec.suspended:
         _report(
             patch,
@@ -246,6 +259,7 @@ def reconcile(
             message="suspended: no new pods; running pods stopped; data kept",
             generation=generation,
         )
+        _report_mlflow(patch, mlflow, generation, retry=retry_mlflow, memo=memo)
         return
     _report(
         patch,
@@ -262,6 +276,50 @@ def reconcile(
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
         patch.status["provisionedAt"] = stamp.replace("+00:00", "Z")
     _log.info("tenant %s is ready", name)
+    _report_mlflow(patch, mlflow, generation, retry=retry_mlflow, memo=memo)
+
+
+def _mlflow_step(memo: kopf.Memo, spec: TenantSpec, name: str, uid: str) -> tuple[Outcome, bool]:
+    """The tenant's MLflow workspace and Secret (or its suspension); whether to retry.
+
+    Runs before Ready is reported, so a Ready tenant with MLflow has its Secret.
+    """
+    step: MlflowStep = memo["mlflow"]
+    owner = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    try:
+        if spec.suspended:
+            return step.suspend(spec.slug), False
+        return step.provision(spec.slug, owner), False
+    except MlflowAdminError as exc:
+        return failure(exc), exc.retryable
+    except KubernetesError as exc:
+        return failure(exc), exc.transient
+
+
+def _report_mlflow(
+    patch: kopf.Patch, outcome: Outcome, generation: int | None, *, retry: bool, memo: kopf.Memo
+) -> None:
+    """The ``MlflowReady`` condition; a retryable failure retries the reconcile."""
+    patch.status["conditions"] = _ready_first(
+        set_condition(
+            list(patch.status.get("conditions") or []),
+            type_=MLFLOW_CONDITION,
+            status=outcome.ready,
+            reason=outcome.reason,
+            message=outcome.message,
+            now=_now(),
+            generation=generation,
+        )
+    )
+    if retry:
+        raise kopf.TemporaryError(outcome.message, delay=_config(memo).retry_delay)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -276,6 +334,16 @@ def delete(
 ) -> None:
     """Remove the namespace (and all in it), reporting progress until it is gone."""
     namespace = namespace_for(name)
+    if status.get("phase") != Phase.DELETING.value:
+        # Offboarding removes the tenant's MLflow workspace with its runs and artifacts.
+        try:
+            mlflow: MlflowStep = memo["mlflow"]
+            mlflow.remove(name)
+        except MlflowAdminError as exc:
+            if exc.retryable:
+                raise kopf.TemporaryError(str(exc), delay=_config(memo).retry_delay) from exc
+            # A refusal would hold the namespace hostage forever: offboard anyway, loudly.
+            _log.error("MLflow workspace of tenant %s not removed: %s", name, exc)
     try:
         state = _storage(memo).delete_namespace(namespace)
     except KubernetesError as exc:
