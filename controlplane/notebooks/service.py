@@ -24,6 +24,7 @@ from controlplane.cluster.storage import (
     ClusterNotConfiguredError,
     TenantCluster,
 )
+from controlplane.costs.budgets import ensure_launch_allowed
 from controlplane.errors import (
     ConflictError,
     InvalidInputError,
@@ -196,6 +197,8 @@ def launch(
     why_not = refusal(profile, tenant, user)
     if why_not is not None:
         raise InvalidInputError("profile", why_not)
+    # 409 budget_exceeded when the tenant enforces a monthly budget it has spent (issue 7).
+    ensure_launch_allowed(session, tenant)
     store = _store(cluster)
     namespace = namespace_for(tenant.slug)
     lock_tenant(session, tenant.id)
