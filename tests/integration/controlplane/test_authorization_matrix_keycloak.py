@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,13 @@ def _submit(_w: World, _caller: str) -> tuple[str, dict[str, Any] | None]:
     return "/api/v1/sandbox-requests", _small_request(f"mx-{RUN}-{secrets.token_hex(3)}")
 
 
+PRICE_LIST = {
+    "effective_from": (datetime.now(UTC).date() + timedelta(days=30)).isoformat(),
+    "gpu_hour_sek": {"NVIDIA-L4": "12.00"},
+    "cpu_core_hour_sek": "0.50",
+    "memory_gib_hour_sek": "0.05",
+    "storage_gib_month_sek": "3.00",
+}
 ANYONE = (200, 200, 200, 200, 200)
 ADMIN_ONLY = (401, 403, 403, 403, 200)
 ADMIN_ONLY_NO_CLUSTER = (401, 403, 403, 403, 409)
@@ -146,6 +154,29 @@ MATRIX: dict[tuple[str, str], tuple[Build, tuple[int, ...]]] = {
     ("GET", "/api/v1/tenants/{slug}/members"): (_tenant("/members"), (401, 404, 200, 200, 200)),
     ("POST", "/api/v1/tenants/{slug}/members"): (_invite, (401, 404, 403, 201, 201)),
     ("DELETE", "/api/v1/tenants/{slug}/members/{username}"): (_remove, (401, 404, 403, 204, 204)),
+    # Costs (issue 7): prices are readable by everyone signed in, published by platform admins;
+    # a report covers the caller's own agency; budgets belong to the tenant (set by its admins).
+    ("GET", "/api/v1/price-lists"): (_fixed("/api/v1/price-lists"), (401, 200, 200, 200, 200)),
+    ("POST", "/api/v1/price-lists"): (
+        _fixed("/api/v1/price-lists", PRICE_LIST),
+        (401, 403, 403, 403, 201),
+    ),
+    # No such version: authorized, nothing to withdraw.
+    ("DELETE", "/api/v1/price-lists/{price_list_id}"): (
+        _fixed("/api/v1/price-lists/999999"),
+        (401, 403, 403, 403, 404),
+    ),
+    ("GET", "/api/v1/reports/costs"): (
+        _fixed("/api/v1/reports/costs?month=2026-10"),
+        (401, 200, 200, 200, 200),
+    ),
+    ("PUT", "/api/v1/tenants/{slug}/budget"): (
+        lambda w, _c: (f"/api/v1/tenants/{w.slug}/budget", {"monthly_sek": 1000}),
+        (401, 404, 403, 200, 200),
+    ),
+    ("GET", "/api/v1/tenants/{slug}/budget"): (_tenant("/budget"), (401, 404, 200, 200, 200)),
+    # The tenant admin removes it first, so the platform admin finds none.
+    ("DELETE", "/api/v1/tenants/{slug}/budget"): (_tenant("/budget"), (401, 404, 403, 204, 404)),
 }
 
 
