@@ -6,6 +6,8 @@ to a cluster (tests/e2e/test_helm_install.py installs it on the local one).
 
 from __future__ import annotations
 
+import tarfile
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -88,6 +90,18 @@ def test_crds_are_the_ones_in_tenants_crds() -> None:
         _by_kind(render(), "CustomResourceDefinition"), key=lambda d: d["metadata"]["name"]
     )
     assert shipped == sources
+
+
+def test_packaged_chart_carries_copies_of_the_crds(tmp_path: Path) -> None:
+    run_helm("package", str(CHART), "--destination", str(tmp_path), check=True)
+    (archive,) = tmp_path.glob("sandlada-*.tgz")
+    with tarfile.open(archive) as tar:
+        packaged = {
+            Path(member.name).name: tar.extractfile(member).read()  # type: ignore[union-attr]
+            for member in tar.getmembers()
+            if member.name.startswith("sandlada/crds/") and member.isfile()
+        }
+    assert packaged == {path.name: path.read_bytes() for path in TENANT_CRDS.glob("*.yaml")}
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)
@@ -228,8 +242,11 @@ def test_rbac_is_least_privilege_and_covers_what_the_operator_watches() -> None:
     for verb in ("get", "list", "watch", "patch"):
         assert _allows(operator, "sandlada.se", "tenants", verb)
     assert _allows(operator, "sandlada.se", "tenants/status", "patch")
-    # Secrets are readable by neither component.
-    assert not any("secrets" in rule["resources"] for rule in operator + control)
+    # The control plane never touches Secrets; the operator creates notebook token Secrets and
+    # reads one back by name, but may not list or watch them (no bulk read of every Secret).
+    assert not any("secrets" in rule["resources"] for rule in control)
+    secret_verbs = {v for r in operator if "secrets" in r["resources"] for v in r["verbs"]}
+    assert secret_verbs == {"get", "create"}
     assert _allows(control, "sandlada.se", "tenants", "patch")
     assert _allows(control, "", "nodes", "list")
     assert not _allows(control, "", "namespaces", "create")
