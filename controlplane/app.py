@@ -23,6 +23,7 @@ from controlplane.health.routes import router as health_router
 from controlplane.identity.storage import IdentityStore
 from controlplane.logs import configure_logging
 from controlplane.members.routes import router as members_router
+from controlplane.notebooks.routes import router as notebooks_router
 from controlplane.metering.routes import router as usage_router
 from controlplane.portal.install import install_portal
 from controlplane.requests.routes import router as requests_router
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router)
     app.include_router(members_router)
     app.include_router(costs_router)
+    app.include_router(notebooks_router)
     app.include_router(usage_router)
     install_portal(app, settings, verifier)
     return app

@@ -105,6 +105,7 @@ PRICE_LIST = {
     "storage_gib_month_sek": "3.00",
 }
 ANYONE = (200, 200, 200, 200, 200)
+ANYONE_SIGNED_IN = (401, 200, 200, 200, 200)
 ADMIN_ONLY = (401, 403, 403, 403, 200)
 ADMIN_ONLY_NO_CLUSTER = (401, 403, 403, 403, 409)
 
@@ -175,8 +176,32 @@ MATRIX: dict[tuple[str, str], tuple[Build, tuple[int, ...]]] = {
         (401, 404, 403, 200, 200),
     ),
     ("GET", "/api/v1/tenants/{slug}/budget"): (_tenant("/budget"), (401, 404, 200, 200, 200)),
+    # Usage series (issue 7): the tenant's members and platform admins.
+    ("GET", "/api/v1/tenants/{slug}/usage"): (
+        _tenant("/usage?from=2026-11-01&to=2026-11-30"),
+        (401, 404, 200, 200, 200),
+    ),
     # The tenant admin removes it first, so the platform admin finds none.
     ("DELETE", "/api/v1/tenants/{slug}/budget"): (_tenant("/budget"), (401, 404, 403, 204, 404)),
+    # Notebooks (issue 6): the tenant here is still provisioning (no cluster), so an admitted
+    # launch is 409 tenant_not_ready and the cluster reads 409 cluster_not_configured.
+    ("GET", "/api/v1/notebook-profiles"): (_fixed("/api/v1/notebook-profiles"), ANYONE_SIGNED_IN),
+    ("POST", "/api/v1/tenants/{slug}/notebooks"): (
+        lambda w, _c: (
+            f"/api/v1/tenants/{w.slug}/notebooks",
+            {"name": "mx", "profile": "cpu-small"},
+        ),
+        (401, 404, 409, 409, 409),
+    ),
+    ("GET", "/api/v1/tenants/{slug}/notebooks"): (_tenant("/notebooks"), (401, 404, 409, 409, 409)),
+    ("GET", "/api/v1/tenants/{slug}/notebooks/{name}"): (
+        _tenant("/notebooks/mx"),
+        (401, 404, 409, 409, 409),
+    ),
+    ("DELETE", "/api/v1/tenants/{slug}/notebooks/{name}"): (
+        _tenant("/notebooks/mx"),
+        (401, 404, 409, 409, 409),
+    ),
 }
 
 
