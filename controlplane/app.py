@@ -23,8 +23,8 @@ from controlplane.health.routes import router as health_router
 from controlplane.identity.storage import IdentityStore
 from controlplane.logs import configure_logging
 from controlplane.members.routes import router as members_router
-from controlplane.notebooks.routes import router as notebooks_router
 from controlplane.metering.routes import router as usage_router
+from controlplane.notebooks.routes import router as notebooks_router
 from controlplane.portal.install import install_portal
 from controlplane.requests.routes import router as requests_router
 from controlplane.settings import Settings, get_settings
