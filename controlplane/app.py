@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from controlplane.audit.routes import router as audit_router
 from controlplane.auth.oidc import OidcVerifier
@@ -30,6 +31,7 @@ from controlplane.requests.routes import router as requests_router
 from controlplane.settings import Settings, get_settings
 from controlplane.tenancy.routes import router as tenants_router
 from controlplane.tenancy.sync import sync_forever
+from controlplane.tenancy.watch import TenantWatcher
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -61,12 +63,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     cluster = connect(settings.kubeconfig, timeout=settings.kubernetes_timeout_seconds)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
         sync = None
+        watcher = None
         if cluster is not None and settings.tenant_sync_seconds > 0:
             retention = timedelta(days=settings.tenant_retention_days)
+            watcher = TenantWatcher(database, cluster)
+            watcher.start()
+            running.state.watcher = watcher
             sync = asyncio.create_task(
-                sync_forever(database, cluster, settings.tenant_sync_seconds, retention)
+                sync_forever(database, cluster, settings.tenant_sync_seconds, retention, identity)
             )
         budgets = None
         if settings.budget_evaluation_seconds > 0:
@@ -88,6 +94,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             sync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sync
+        if watcher is not None:
+            await run_in_threadpool(watcher.stop)
         verifier.close()
         if cluster is not None:
             cluster.close()
@@ -105,13 +113,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.metrics = metrics
     app.state.identity = identity
     app.state.cluster = cluster
+    app.state.watcher = None
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for router in (health_router, requests_router, tenants_router, capacity_router, audit_router):
         app.include_router(router)
     app.include_router(members_router)
     app.include_router(costs_router)
-    app.include_router(notebooks_router)
     app.include_router(usage_router)
+    app.include_router(notebooks_router)
     install_portal(app, settings, verifier)
     return app

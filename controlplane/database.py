@@ -8,13 +8,20 @@ SQLite is the embedded development database. pysqlite's own transaction handling
 off (it would break savepoints and start transactions late), and write requests begin with
 ``BEGIN IMMEDIATE`` so that concurrent writers queue on SQLite's single write lock instead of
 failing half-way; PostgreSQL uses row locks (see the repositories' ``*_for_update`` methods).
+
+Write transactions are short by design: no transaction is open while the control plane calls
+Keycloak or the apiserver (see docs/architecture.md, "Transactions and locks"). A writer waits
+for the lock up to :data:`LOCK_WAIT_SECONDS` (SQLite's busy timeout, which applies to ``BEGIN
+IMMEDIATE``; PostgreSQL's ``lock_timeout``); past that the database error becomes a 503
+``database_busy`` with ``Retry-After`` (controlplane/errors.py), never a 500.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine, create_engine, event, text
@@ -22,17 +29,24 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 _IMMEDIATE = "sandlada_sqlite_begin_immediate"
+LOCK_WAIT_SECONDS = 15
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the per-dialect set-up the control plane relies on."""
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+            url,
+            connect_args={"check_same_thread": False, "timeout": LOCK_WAIT_SECONDS},
+            **kwargs,
         )
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if url.startswith("postgresql"):
+        kwargs.setdefault(
+            "connect_args", {"options": f"-c lock_timeout={LOCK_WAIT_SECONDS * 1000}"}
+        )
     return create_engine(url, **kwargs)
 
 
@@ -43,7 +57,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_SECONDS * 1000}")
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()
@@ -88,6 +102,27 @@ class Database:
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_AFTER_COMMIT = "sandlada_after_commit"
+
+log = structlog.get_logger(__name__)
+
+
+def after_commit(session: Session, task: Callable[[Database], object]) -> None:
+    """Run ``task`` once the request's session has committed, with no transaction open.
+
+    For outside calls that must not hold database locks (Keycloak, the apiserver) and must only
+    happen if the change was written. Only :func:`get_session` runs these; a task's failure is
+    logged (the task records its own outcome), never turned into an error response.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(task)
+
+
+def _run_after_commit(database: Database, tasks: list[Callable[[Database], object]]) -> None:
+    for task in tasks:
+        try:
+            task(database)
+        except Exception:  # the change is committed; the task's own retry path finishes it
+            log.exception("after-commit task failed")
 
 
 async def get_database(request: Request) -> Database:
@@ -125,7 +160,10 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             _finish(session, commit=False)
         raise
     if write:
+        tasks = session.info.pop(_AFTER_COMMIT, [])
         await run_in_threadpool(_finish, session, commit=True)
+        if tasks:
+            await run_in_threadpool(_run_after_commit, database, tasks)
     else:
         _finish(session, commit=False)
 

@@ -50,6 +50,23 @@ class AuditRepository:
             query = query.where(AuditEvent.subject_id == subject_id)
         return list(self.session.scalars(query.order_by(AuditEvent.id).limit(limit)))
 
+    def subjects_with(self, action: str, subject_type: str) -> set[str]:
+        """Ids of the subjects that have at least one event of ``action``."""
+        query = (
+            select(AuditEvent.subject_id)
+            .where(AuditEvent.action == action, AuditEvent.subject_type == subject_type)
+            .distinct()
+        )
+        return set(self.session.scalars(query))
+
+    def last_event(self, action: str, subject_type: str, subject_id: str) -> AuditEvent | None:
+        query = select(AuditEvent).where(
+            AuditEvent.action == action,
+            AuditEvent.subject_type == subject_type,
+            AuditEvent.subject_id == subject_id,
+        )
+        return self.session.scalars(query.order_by(AuditEvent.id.desc()).limit(1)).first()
+
     def iterate_in_order(self) -> Iterator[AuditEvent]:
         yield from self.session.scalars(
             select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=500)

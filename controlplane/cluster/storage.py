@@ -10,14 +10,16 @@ what the apiserver said.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
 
 from controlplane.errors import ConflictError, SandladaError, ServiceUnavailableError
 from tenants.resource import GROUP, PLURAL, VERSION, Tenant
@@ -139,6 +141,43 @@ class TenantCluster:
             tenants[tenant.spec.slug] = tenant
         return tenants
 
+    def list_tenants_versioned(self) -> tuple[dict[str, Tenant], str]:
+        """Every Tenant resource by name and the list's resourceVersion (to watch from)."""
+        raw: Any = _call(
+            "list Tenants",
+            lambda: self.custom.list_cluster_custom_object(
+                GROUP, VERSION, PLURAL, _request_timeout=self.timeout
+            ),
+        )
+        tenants = {}
+        for item in raw.get("items", []):
+            tenant = Tenant.model_validate(item)
+            tenants[tenant.spec.slug] = tenant
+        return tenants, str(raw["metadata"]["resourceVersion"])
+
+    def watch_tenants(self, resource_version: str, *, timeout_seconds: int) -> TenantWatch:
+        """A watch on Tenant resources from ``resource_version`` (with bookmarks).
+
+        The apiserver ends it after ``timeout_seconds``; :meth:`TenantWatch.close` ends it
+        early from another thread.
+        """
+        response = _call(
+            "watch Tenants",
+            lambda: self.custom.list_cluster_custom_object(
+                GROUP,
+                VERSION,
+                PLURAL,
+                watch=True,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=timeout_seconds,
+                _preload_content=False,
+                # Connect timeout only; reads wait for events until the server's timeout.
+                _request_timeout=(self.timeout, timeout_seconds + self.timeout),
+            ),
+        )
+        return TenantWatch(response)
+
     def delete_tenant(self, name: str) -> bool:
         """Ask for the Tenant's deletion (the operator's finalizer removes its namespace).
 
@@ -173,6 +212,27 @@ class TenantCluster:
                 if node.metadata and node.status and not (node.spec and node.spec.unschedulable)
             ]
         )
+
+
+class TenantWatch:
+    """The events of one watch request: ``(type, object)`` pairs as the apiserver sends them."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        try:
+            for line in iter_resp_lines(self._response):  # type: ignore[no-untyped-call]
+                event = json.loads(line)
+                yield str(event.get("type")), event.get("object") or {}
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            raise ClusterUnavailableError(
+                f"Kubernetes watch on Tenants ended: {type(exc).__name__}"
+            ) from exc
+
+    def close(self) -> None:
+        self._response.close()
+        self._response.release_conn()
 
 
 def gpus_by_model(nodes: list[tuple[dict[str, str], dict[str, str]]]) -> dict[str, int]:

@@ -47,12 +47,21 @@ def provision_tenant_groups(
     slug: str,
     requester_subject: str,
 ) -> None:
-    """Make a new tenant's groups exist with exactly the requester as admin and no members.
+    """Make a new tenant's groups exist with the requester as admin, and audit it."""
+    admin = ensure_tenant_groups(identity, slug, requester_subject)
+    record_tenant_groups(session, actor, slug, admin)
 
-    Called by the approval inside its transaction: if Keycloak fails, the approval is a 503 and
-    rolls back; Keycloak may keep empty groups (or the requester in admins), which the retried
-    approval adopts. Converging to exactly this membership also clears anything left in groups
-    of the same name by an approval whose SQL transaction never committed.
+
+def ensure_tenant_groups(
+    identity: IdentityStore, slug: str, requester_subject: str, *, exact: bool = True
+) -> str | None:
+    """Keycloak only: the tenant's groups exist with the requester as admin.
+
+    Returns the admin's username (None when the requester's account is gone). Runs after the
+    approval has committed, outside any SQL transaction. ``exact`` (the approval's attempt)
+    converges to exactly the requester as admin and no members, which also clears anything left
+    in groups of the same name; the status sync's retry (``exact=False``) only adds, so people
+    added through the members API meanwhile are kept.
     """
     groups = _group_ids(identity, slug)
     requester = identity.get_user(requester_subject)
@@ -61,8 +70,13 @@ def provision_tenant_groups(
         present = {user.id for user in identity.members(group_id)}
         for user_id in wanted[role] - present:
             identity.add_member(user_id, group_id)
-        for user_id in present - wanted[role]:
+        for user_id in present - wanted[role] if exact else ():
             identity.remove_member(user_id, group_id)
+    return requester.username if requester else None
+
+
+def record_tenant_groups(session: Session, actor: Actor, slug: str, admin: str | None) -> None:
+    """Audit that the tenant's groups were set up (the sync looks for this event)."""
     record(
         session,
         actor,
@@ -73,7 +87,7 @@ def provision_tenant_groups(
             "groups": [tenant_group(slug, role.value) for role in MemberRole],
             # None: the requester's account is gone from Keycloak; a platform admin adds an
             # admin through the members API.
-            "admin": requester.username if requester else None,
+            "admin": admin,
         },
     )
 

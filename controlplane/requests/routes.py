@@ -6,13 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
+from controlplane.audit.service import Actor
 from controlplane.auth.dependencies import CurrentUser, PlatformAdmin, SettingsDep
 from controlplane.cluster.dependencies import ClusterDep
-from controlplane.cluster.storage import ClusterUnavailableError
-from controlplane.database import SessionDep
+from controlplane.database import DatabaseDep, SessionDep
 from controlplane.errors import (
     CapacityExceededError,
+    DatabaseBusyError,
     InvalidTransitionError,
+    LanguageDep,
     NotAuthenticatedError,
     NotFoundError,
     PermissionDeniedError,
@@ -23,6 +25,7 @@ from controlplane.models import RequestStatus
 from controlplane.requests import service
 from controlplane.requests.schemas import ApproveIn, RejectIn, SandboxRequestIn, SandboxRequestOut
 from controlplane.schemas import MAX_ID
+from controlplane.tenancy import lifecycle
 
 router = APIRouter(prefix="/api/v1/sandbox-requests", tags=["sandbox requests"])
 
@@ -76,7 +79,7 @@ def get_request(request_id: RequestId, session: SessionDep, user: CurrentUser) -
         NotFoundError,
         InvalidTransitionError,
         CapacityExceededError,
-        ClusterUnavailableError,
+        DatabaseBusyError,
     ),
     summary="Approve with a granted quota; creates the tenant",
 )
@@ -85,21 +88,26 @@ def approve(
     body: ApproveIn,
     session: SessionDep,
     admin: PlatformAdmin,
-    settings: SettingsDep,
     *,
+    settings: SettingsDep,
+    language: LanguageDep,
+    database: DatabaseDep,
     cluster: ClusterDep,
     identity: IdentityDep,
 ) -> SandboxRequestOut:
-    request = service.approve(
-        session,
-        admin,
-        request_id,
-        body,
-        settings.gpu_overcommit,
-        cluster=cluster,
-        identity=identity,
+    # 1. The decision, the GPU reservation, the tenant row and the audit events in one short
+    #    transaction, committed here so that its locks are released before anything slow.
+    request = service.approve(session, admin, request_id, body, settings.gpu_overcommit)
+    out = service.request_out(request)
+    session.commit()
+    # 2. The Tenant resource and the identity groups, with no transaction open. A failure
+    #    leaves the tenant provisioning, recorded, for the sync to finish (no lost approval).
+    assert out.tenant is not None
+    pending = lifecycle.complete_setup(
+        database, cluster, identity, out.tenant.slug, Actor.of(admin)
     )
-    return service.request_out(request)
+    out.setup_pending = [problem.render(language) for problem in pending]
+    return out
 
 
 @router.post(

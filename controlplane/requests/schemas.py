@@ -84,3 +84,8 @@ class SandboxRequestOut(BaseModel):
     created_at: datetime
     decision: DecisionOut | None
     tenant: TenantOut | None
+    setup_pending: list[str] = Field(
+        default_factory=list,
+        description="Approval only: set-up steps (Tenant resource, identity groups) that could "
+        "not be done yet; the approval stands and the status sync retries them.",
+    )

@@ -17,6 +17,7 @@ from controlplane.audit.service import Actor, record
 from controlplane.auth.principal import User
 from controlplane.capacity import service as capacity
 from controlplane.cluster.storage import TenantCluster
+from controlplane.database import after_commit
 from controlplane.errors import (
     InvalidInputError,
     InvalidTransitionError,
@@ -25,7 +26,7 @@ from controlplane.errors import (
     UnacceptableRiskError,
 )
 from controlplane.identity.storage import IdentityStore
-from controlplane.members import service as members
+from controlplane.messages import action, message, state
 from controlplane.models import AiActRisk, RequestStatus, SandboxRequest
 from controlplane.requests.repository import SandboxRequestRepository
 from controlplane.requests.schemas import (
@@ -41,20 +42,6 @@ from controlplane.schemas import format_organisation_number
 from controlplane.tenancy import lifecycle
 from controlplane.tenancy import service as tenancy
 from tenants.quota import Quota
-
-_STATUS_SV = {
-    RequestStatus.PENDING: "väntar på beslut",
-    RequestStatus.APPROVED: "godkänd",
-    RequestStatus.REJECTED: "avslagen",
-    RequestStatus.WITHDRAWN: "återkallad",
-}
-
-UNACCEPTABLE_RISK_MESSAGE = (
-    "AI systems with unacceptable risk are prohibited by the EU AI Act (article 5) and cannot be "
-    "hosted on Sandlåda; if your assessment is uncertain, contact the platform team. / "
-    "AI-system med oacceptabel risk är förbjudna enligt EU:s AI-förordning (artikel 5) och kan "
-    "inte drivas på Sandlåda; kontakta plattformsteamet om bedömningen är osäker."
-)
 
 
 def today() -> date:
@@ -104,20 +91,21 @@ def _audit_view(request: SandboxRequest) -> dict[str, Any]:
 def submit(session: Session, user: User, body: SandboxRequestIn) -> SandboxRequest:
     """Record a new pending request after checking every rule a form cannot express."""
     if body.ai_act_risk is AiActRisk.UNACCEPTABLE:
-        raise UnacceptableRiskError("ai_act_risk", UNACCEPTABLE_RISK_MESSAGE)
+        raise UnacceptableRiskError("ai_act_risk", message("request.unacceptable_risk"))
     if not user.is_platform_admin:
         own = user.require_organisation()
         if body.agency.organisation_number != own:
+            own_agency = message(
+                "request.own_agency_only", organisation_number=format_organisation_number(own)
+            )
             raise PermissionDeniedError(
-                "agency.organisation_number: you may only request sandboxes for your own "
-                f"agency ({format_organisation_number(own)}) / du kan bara ansöka för din egen "
-                "organisation"
+                message("invalid_field", field="agency.organisation_number", message=own_agency)
             )
     now = today()
     if body.end_date <= now:
-        raise InvalidInputError("end_date", f"must be after today ({now.isoformat()})")
+        raise InvalidInputError("end_date", message("request.end_date_past", today=now.isoformat()))
     if body.end_date > now.replace(year=now.year + MAX_YEARS_AHEAD, day=min(now.day, 28)):
-        raise InvalidInputError("end_date", f"must be at most {MAX_YEARS_AHEAD} years ahead")
+        raise InvalidInputError("end_date", message("request.end_date_far", years=MAX_YEARS_AHEAD))
     if body.quota.gpus > 0 and body.quota.gpu_model is not None:
         capacity.require_known_model(session, "quota.gpu_model", body.quota.gpu_model)
     agency = ensure_agency(session, body.agency)
@@ -169,7 +157,7 @@ def get(
     repository = SandboxRequestRepository(session)
     request = repository.get_for_update(request_id) if for_update else repository.get(request_id)
     if request is None or not _visible(user, request):
-        raise NotFoundError(f"no sandbox request {request_id}")
+        raise NotFoundError(message("request.not_found", id=request_id))
     return request
 
 
@@ -187,11 +175,15 @@ def list_requests(
     )
 
 
-def _require_pending(request: SandboxRequest, action: str) -> None:
+def _require_pending(request: SandboxRequest, verb: str) -> None:
     if request.status is not RequestStatus.PENDING:
         raise InvalidTransitionError(
-            f"sandbox request {request.id} is {request.status.value}, so it cannot be {action}; "
-            f"only pending requests can / ansökan är {_STATUS_SV[request.status]}"
+            message(
+                "request.not_pending",
+                id=request.id,
+                state=state(request.status.value),
+                action=action(verb),
+            )
         )
 
 
@@ -214,7 +206,12 @@ def approve(
     cluster: TenantCluster | None = None,
     identity: IdentityStore | None = None,
 ) -> SandboxRequest:
-    """Grant a quota and create the request's tenant, atomically and at most once.
+    """Decide, reserve the GPUs, create the tenant and audit it: atomically and at most once.
+
+    Only database work. The outside set-up (the Tenant resource and the identity groups,
+    :func:`controlplane.tenancy.lifecycle.complete_setup`) follows the commit with no lock
+    held: the API route runs it itself (to report what is pending); given ``cluster`` or
+    ``identity``, it is scheduled to run after the request session commits instead.
 
     Lock order is request row, then GPU model row, then the audit chain; every writer takes
     them in this order, so concurrent approvals queue instead of deadlocking.
@@ -238,15 +235,12 @@ def approve(
         before=before,
         after={**_audit_view(request), "tenant": tenant.slug},
     )
-    if identity is not None:
-        # Keycloak down → 503 and the transaction rolls back; group set-up is idempotent and
-        # converges, so the retried approval completes it (controlplane/members/service.py).
-        members.provision_tenant_groups(
-            session, identity, Actor.of(admin), tenant.slug, request.requester_subject
+    if cluster is not None or identity is not None:
+        slug, actor = tenant.slug, Actor.of(admin)
+        after_commit(
+            session,
+            lambda database: lifecycle.complete_setup(database, cluster, identity, slug, actor),
         )
-    # Last, inside the transaction: apiserver down → 503 and nothing is written (see
-    # controlplane/tenancy/lifecycle.py for why not after the commit).
-    lifecycle.provision(cluster, tenant)
     session.refresh(request)
     return request
 
@@ -272,10 +266,7 @@ def reject(session: Session, admin: User, request_id: int, body: RejectIn) -> Sa
 def withdraw(session: Session, user: User, request_id: int) -> SandboxRequest:
     request = get(session, user, request_id, for_update=True)
     if request.requester_subject != user.subject:
-        raise PermissionDeniedError(
-            "only the person who submitted a request can withdraw it / bara den som skickade "
-            "ansökan kan återkalla den"
-        )
+        raise PermissionDeniedError(message("request.only_requester_withdraws"))
     _require_pending(request, "withdrawn")
     before = _audit_view(request)
     _decide(request, user, RequestStatus.WITHDRAWN, None)

@@ -18,18 +18,27 @@ tenant ``deleted`` when the operator's finalizer has removed it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
+import structlog
 from sqlalchemy.orm import Session
 
+from controlplane.audit.repository import AuditRepository
 from controlplane.audit.service import Actor, record
 from controlplane.cluster.storage import (
     NOT_CONFIGURED_MESSAGE,
     ClusterNotConfiguredError,
     TenantCluster,
 )
-from controlplane.errors import InvalidTransitionError, SandladaError
+from controlplane.database import Database
+from controlplane.errors import InvalidTransitionError, NotFoundError, SandladaError
+from controlplane.identity.storage import IdentityStore
+from controlplane.members import service as members
+from controlplane.messages import DEFAULT_LANGUAGE, Language, Message, action, message, state
 from controlplane.models import DataClassification, Tenant, TenantStatus
 from controlplane.tenancy.repository import TenantRepository
 from controlplane.tenancy.schemas import ClusterStatusOut
@@ -39,20 +48,15 @@ from tenants.resource import DataClassification as ResourceClassification
 from tenants.resource import Tenant as TenantResource
 from tenants.status import READY
 
+log = structlog.get_logger(__name__)
+
+GROUPS_CREATED = "tenant.groups_created"
 SYNC_ACTOR = Actor(subject="controlplane-sync", name="tenant status sync")
 
 _CLASSIFICATION = {
     DataClassification.OPEN: ResourceClassification.PUBLIC,
     DataClassification.INTERNAL: ResourceClassification.INTERNAL,
     DataClassification.CONFIDENTIAL: ResourceClassification.CONFIDENTIAL,
-}
-
-_STATUS_SV = {
-    TenantStatus.PROVISIONING: "skapas",
-    TenantStatus.READY: "klar",
-    TenantStatus.SUSPENDED: "pausad",
-    TenantStatus.DELETING: "tas bort",
-    TenantStatus.DELETED: "borttagen",
 }
 
 
@@ -89,7 +93,9 @@ def is_ready(resource: TenantResource) -> bool:
     )
 
 
-def cluster_status(cluster: TenantCluster | None, tenant: Tenant) -> ClusterStatusOut:
+def cluster_status(
+    cluster: TenantCluster | None, tenant: Tenant, language: Language = DEFAULT_LANGUAGE
+) -> ClusterStatusOut:
     """What the cluster says about the tenant, for people; never fails the read."""
     now = datetime.now(UTC)
     if cluster is None:
@@ -101,16 +107,18 @@ def cluster_status(cluster: TenantCluster | None, tenant: Tenant) -> ClusterStat
         resource = cluster.read_tenant(tenant.slug)
     except SandladaError as exc:
         return ClusterStatusOut(
-            reachable=False, conditions=[_unknown("ClusterUnreachable", exc.detail, now)]
+            reachable=False,
+            conditions=[_unknown("ClusterUnreachable", exc.render(language), now)],
         )
     if resource is None:
-        message = (
-            "the Tenant resource does not exist (yet) / Tenant-resursen finns inte (ännu)"
+        missing = message(
+            "tenant.resource_missing"
             if tenant.status is not TenantStatus.DELETED
-            else "deleted / borttagen"
+            else "tenant.deleted"
         )
         return ClusterStatusOut(
-            reachable=True, conditions=[_unknown("ResourceMissing", message, now)]
+            reachable=True,
+            conditions=[_unknown("ResourceMissing", missing.render(language), now)],
         )
     return ClusterStatusOut(
         reachable=True,
@@ -126,11 +134,15 @@ def _unknown(reason: str, message: str, now: datetime) -> Condition:
     )
 
 
-def _require(tenant: Tenant, action: str, *allowed: TenantStatus) -> None:
+def _require(tenant: Tenant, verb: str, *allowed: TenantStatus) -> None:
     if tenant.status not in allowed:
         raise InvalidTransitionError(
-            f"tenant {tenant.slug} is {tenant.status.value}, so it cannot be {action} / "
-            f"miljön är {_STATUS_SV[tenant.status]}"
+            message(
+                "tenant.invalid_transition",
+                slug=tenant.slug,
+                state=state(tenant.status.value),
+                action=action(verb),
+            )
         )
 
 
@@ -143,6 +155,7 @@ def _change(
     action: str,
     status: TenantStatus,
     delete_after: datetime | None = None,
+    apply: bool = True,
 ) -> Tenant:
     before = audit_view(tenant)
     tenant.status = status
@@ -160,7 +173,10 @@ def _change(
             "delete_after": delete_after.isoformat() if delete_after else None,
         },
     )
-    # Last, as in approval: apiserver down → 503 and the transaction (with its audit) rolls back.
+    if not apply:
+        return tenant  # the caller applies after its transaction (the sync)
+    # Last: apiserver down → 503 and the transaction (with its audit) rolls back. An admin's
+    # action is rare and one call bounded by the client timeout, so it may hold the row lock.
     if cluster is None:
         raise ClusterNotConfiguredError(NOT_CONFIGURED_MESSAGE)
     cluster.apply_tenant(tenant_body(tenant_spec(tenant)))
@@ -214,70 +230,198 @@ class SyncReport:
     ready: list[str] = field(default_factory=list)
     deleting: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    reapplied: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What a pass needs to know about one tenant, read without holding any lock."""
+
+    slug: str
+    status: TenantStatus
+    expired: bool
+    delete_due: bool
+    body: dict[str, Any]
+    requester_subject: str
+    groups_done: bool
+
+
+@contextmanager
+def locked_tenant(database: Database, slug: str) -> Iterator[tuple[Session, Tenant | None]]:
+    """A short write transaction on one tenant's row; commits when the block ends."""
+    with database.session(write=True) as session, session.begin():
+        yield session, TenantRepository(session).get_for_update(slug)
+
+
+def _snapshots(database: Database, now: datetime, *, identity: bool) -> list[_Snapshot]:
+    with database.session() as session:
+        groups_done = (
+            AuditRepository(session).subjects_with(GROUPS_CREATED, "tenant") if identity else set()
+        )
+        return [
+            _Snapshot(
+                slug=tenant.slug,
+                status=tenant.status,
+                expired=_expired(tenant, now),
+                delete_due=tenant.delete_after is not None and tenant.delete_after <= now,
+                body=tenant_body(tenant_spec(tenant)),
+                requester_subject=tenant.request.requester_subject,
+                groups_done=tenant.slug in groups_done,
+            )
+            for tenant in TenantRepository(session).list_live()
+        ]
 
 
 def sync_tenants(
-    session: Session,
+    database: Database,
     cluster: TenantCluster,
     *,
     retention: timedelta,
+    identity: IdentityStore | None = None,
     now: datetime | None = None,
 ) -> SyncReport:
-    """One pass: make SQL follow the Tenant resources, expire, and carry out due deletions.
+    """One pass: make SQL and the cluster agree, expire, carry out due deletions, retry set-up.
 
     A tenant past its last day (``expires_on``) is offboarded as an admin would: suspended at
-    once, deleted ``retention`` later.
+    once, deleted ``retention`` later. The pass also finishes what an approval could not (the
+    Tenant resource or the identity groups, when the apiserver or Keycloak failed) and re-applies
+    a resource whose ``spec.suspended`` disagrees with SQL.
 
-    One list call for all resources; writes only rows whose state changed. Raises a
-    ``ClusterUnavailableError`` when the apiserver cannot be reached (the caller retries).
+    No lock is held while the pass talks to the apiserver or Keycloak: it reads a snapshot, makes
+    the outside calls, and writes each change in its own short transaction that re-checks the
+    row. Status changes normally arrive first through the watch (controlplane/tenancy/watch.py);
+    the pass is the safety net. Raises a ``ClusterUnavailableError`` when the apiserver cannot
+    be reached (the caller retries).
     """
     now = now or datetime.now(UTC)
     resources = cluster.list_tenants()
     report = SyncReport()
-    for tenant in TenantRepository(session).list_live():
+    for tenant in _snapshots(database, now, identity=identity is not None):
         resource = resources.get(tenant.slug)
-        if _expired(tenant, now):
-            _change(
-                session,
-                SYNC_ACTOR,
-                cluster,
-                tenant,
-                action="tenant.expired",
-                status=TenantStatus.SUSPENDED,
-                delete_after=now + retention,
-            )
-            report.expired.append(tenant.slug)
-        elif tenant.status is TenantStatus.PROVISIONING:
-            if resource is None:
-                provision(cluster, tenant)
-                report.created.append(tenant.slug)
-            elif is_ready(resource):
-                _mark_ready(session, tenant, resource, now)
-                report.ready.append(tenant.slug)
-        elif tenant.status is TenantStatus.SUSPENDED:
-            if tenant.delete_after is not None and tenant.delete_after <= now:
-                before = audit_view(tenant)
-                cluster.delete_tenant(tenant.slug)
-                tenant.status = TenantStatus.DELETING
-                session.flush()
-                record(
-                    session, SYNC_ACTOR, "tenant.deleting", "tenant", tenant.slug,
-                    before=before, after=audit_view(tenant),
-                )  # fmt: skip
-                report.deleting.append(tenant.slug)
-        elif tenant.status is TenantStatus.DELETING:
-            if resource is None:
-                before = audit_view(tenant)
-                tenant.status = TenantStatus.DELETED
-                session.flush()
-                record(
-                    session, SYNC_ACTOR, "tenant.deleted", "tenant", tenant.slug,
-                    before=before, after=audit_view(tenant),
-                )  # fmt: skip
-                report.deleted.append(tenant.slug)
-            elif resource.metadata.get("deletionTimestamp") is None:
-                cluster.delete_tenant(tenant.slug)
+        if _step(database, cluster, tenant, resource, report, retention=retention, now=now):
+            continue
+        if resource is not None and resource.spec.suspended != tenant.body["spec"]["suspended"]:
+            # An apply after a committed change failed (apiserver down); converge now.
+            cluster.apply_tenant(tenant.body)
+            report.reapplied.append(tenant.slug)
+        if identity is not None and not tenant.groups_done:
+            if _retry_groups(database, identity, tenant.slug, tenant.requester_subject):
+                report.groups.append(tenant.slug)
     return report
+
+
+def retry_groups(database: Database, identity: IdentityStore) -> list[str]:
+    """Set up the identity groups of every live tenant whose approval could not (Keycloak down).
+
+    Part of each sync pass; callable alone where no cluster is configured.
+    """
+    with database.session() as session:
+        done = AuditRepository(session).subjects_with(GROUPS_CREATED, "tenant")
+        todo = [
+            (tenant.slug, tenant.request.requester_subject)
+            for tenant in TenantRepository(session).list_live()
+            if tenant.slug not in done
+            and tenant.status not in (TenantStatus.DELETING, TenantStatus.DELETED)
+        ]
+    return [slug for slug, subject in todo if _retry_groups(database, identity, slug, subject)]
+
+
+def _step(
+    database: Database,
+    cluster: TenantCluster,
+    tenant: _Snapshot,
+    resource: TenantResource | None,
+    report: SyncReport,
+    *,
+    retention: timedelta,
+    now: datetime,
+) -> bool:
+    """The lifecycle step due for one tenant; True when it is being removed (nothing else to do)."""
+    if tenant.expired:
+        with locked_tenant(database, tenant.slug) as (session, row):
+            if row is None or not _expired(row, now):
+                return True
+            _change(
+                session, SYNC_ACTOR, None, row, action="tenant.expired",
+                status=TenantStatus.SUSPENDED, delete_after=now + retention, apply=False,
+            )  # fmt: skip
+            body = tenant_body(tenant_spec(row))
+        cluster.apply_tenant(body)
+        report.expired.append(tenant.slug)
+        return True
+    if tenant.status is TenantStatus.PROVISIONING:
+        if resource is None:
+            cluster.apply_tenant(tenant.body)
+            report.created.append(tenant.slug)
+        elif is_ready(resource) and follow(database, tenant.slug, resource, now=now):
+            report.ready.append(tenant.slug)
+        return False
+    if tenant.status is TenantStatus.SUSPENDED and tenant.delete_due:
+        cluster.delete_tenant(tenant.slug)
+        with locked_tenant(database, tenant.slug) as (session, row):
+            if row is not None and row.status is TenantStatus.SUSPENDED:
+                _transition(session, row, TenantStatus.DELETING, "tenant.deleting")
+                report.deleting.append(tenant.slug)
+        return True
+    if tenant.status is TenantStatus.DELETING:
+        if resource is None:
+            if follow(database, tenant.slug, None, now=now):
+                report.deleted.append(tenant.slug)
+        elif resource.metadata.get("deletionTimestamp") is None:
+            cluster.delete_tenant(tenant.slug)
+        return True
+    return False
+
+
+def _retry_groups(
+    database: Database, identity: IdentityStore, slug: str, requester_subject: str
+) -> bool:
+    try:
+        admin = members.ensure_tenant_groups(identity, slug, requester_subject, exact=False)
+    except SandladaError as exc:
+        log.warning("tenant groups retry failed", slug=slug, error=exc.detail)
+        return False
+    with database.session(write=True) as session, session.begin():
+        members.record_tenant_groups(session, SYNC_ACTOR, slug, admin)
+    return True
+
+
+def follow(
+    database: Database, slug: str, resource: TenantResource | None, *, now: datetime | None = None
+) -> bool:
+    """Make SQL follow one Tenant resource (``None``: it is gone); True if a row changed.
+
+    Used by the watch for every event and by the sync pass. Reads first and takes the write
+    lock only when there is something to change, so a stream of status events costs reads.
+    """
+    with database.session() as session:
+        tenant = TenantRepository(session).get_by_slug(slug)
+        if tenant is None or not _follows(tenant, resource):
+            return False
+    with locked_tenant(database, slug) as (session, row):
+        if row is None or not _follows(row, resource):
+            return False  # someone else moved it on meanwhile
+        if resource is None:
+            _transition(session, row, TenantStatus.DELETED, "tenant.deleted")
+        else:
+            _mark_ready(session, row, resource, now or datetime.now(UTC))
+        return True
+
+
+def _follows(tenant: Tenant, resource: TenantResource | None) -> bool:
+    """Whether the resource's state moves the SQL row on."""
+    if resource is None:
+        return tenant.status is TenantStatus.DELETING
+    return tenant.status is TenantStatus.PROVISIONING and is_ready(resource)
+
+
+def _transition(session: Session, tenant: Tenant, status: TenantStatus, action: str) -> None:
+    before = audit_view(tenant)
+    tenant.status = status
+    session.flush()
+    record(session, SYNC_ACTOR, action, "tenant", tenant.slug, before=before,
+           after=audit_view(tenant))  # fmt: skip
 
 
 def _expired(tenant: Tenant, now: datetime) -> bool:
@@ -304,3 +448,74 @@ def _mark_ready(session: Session, tenant: Tenant, resource: TenantResource, now:
         before=before,
         after={**audit_view(tenant), "provisioning_seconds": tenant.provisioning_seconds},
     )
+
+
+SETUP_DEFERRED = "tenant.setup_deferred"
+
+
+def complete_setup(
+    database: Database,
+    cluster: TenantCluster | None,
+    identity: IdentityStore | None,
+    slug: str,
+    actor: Actor,
+) -> list[Message]:
+    """After an approval has committed: the Tenant resource, then the identity groups.
+
+    Runs outside any transaction, so a slow or unreachable apiserver or Keycloak holds no lock
+    and blocks no other approval. A step that fails is recorded (audit ``tenant.setup_deferred``)
+    and returned as a message; the tenant stays ``provisioning`` and the sync pass retries the
+    step (:func:`sync_tenants`), so nothing is lost and nothing needs the approval again.
+    """
+    with database.session() as session:
+        tenant = TenantRepository(session).get_by_slug(slug)
+        if tenant is None:
+            raise NotFoundError(message("tenant.not_found", slug=slug))
+        body = tenant_body(tenant_spec(tenant))
+        requester = tenant.request.requester_subject
+    problems: list[tuple[str, SandladaError]] = []
+    if cluster is not None:
+        try:
+            cluster.apply_tenant(body)
+        except SandladaError as exc:
+            problems.append(("Kubernetes", exc))
+    if identity is not None:
+        try:
+            admin = members.ensure_tenant_groups(identity, slug, requester)
+        except SandladaError as exc:
+            problems.append(("Keycloak", exc))
+        else:
+            with database.session(write=True) as session, session.begin():
+                members.record_tenant_groups(session, actor, slug, admin)
+    if problems:
+        log.warning("tenant set-up deferred", slug=slug, problems=[e.detail for _, e in problems])
+        with database.session(write=True) as session, session.begin():
+            record(
+                session, actor, SETUP_DEFERRED, "tenant", slug,
+                after={"problems": [{"system": what, "error": exc.code, "detail": exc.detail}
+                                    for what, exc in problems]},
+            )  # fmt: skip
+    return [
+        message("tenant.setup_pending", what=what, error=exc.message or exc.detail)
+        for what, exc in problems
+    ]
+
+
+def setup_pending(session: Session, tenant: Tenant) -> list[Message]:
+    """The set-up steps of a deferred approval that are still not done, with their last error."""
+    repository = AuditRepository(session)
+    deferred = repository.last_event(SETUP_DEFERRED, "tenant", tenant.slug)
+    if deferred is None or not deferred.after:
+        return []
+    pending = []
+    for problem in deferred.after.get("problems", []):
+        system = str(problem.get("system"))
+        if system == "Keycloak":
+            done = repository.last_event(GROUPS_CREATED, "tenant", tenant.slug) is not None
+        else:
+            done = tenant.status is not TenantStatus.PROVISIONING
+        if not done:
+            pending.append(
+                message("tenant.setup_pending", what=system, error=str(problem.get("detail")))
+            )
+    return pending

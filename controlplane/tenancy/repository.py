@@ -74,6 +74,15 @@ class TenantRepository:
     def get_by_slug(self, slug: str) -> Tenant | None:
         return self.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
 
+    def get_for_update(self, slug: str) -> Tenant | None:
+        """The tenant, locked until the transaction ends (FOR UPDATE on PostgreSQL)."""
+        return self.session.scalars(
+            select(Tenant)
+            .where(Tenant.slug == slug)
+            .with_for_update(of=Tenant)
+            .execution_options(populate_existing=True)
+        ).first()
+
     def slug_taken(self, slug: str) -> bool:
         return self.session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None
 

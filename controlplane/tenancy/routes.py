@@ -17,14 +17,16 @@ from controlplane.cluster.storage import (
     ClusterNotConfiguredError,
     ClusterUnavailableError,
 )
-from controlplane.database import SessionDep
+from controlplane.database import DatabaseDep, SessionDep
 from controlplane.errors import (
     InvalidTransitionError,
+    LanguageDep,
     NotAuthenticatedError,
     NotFoundError,
     PermissionDeniedError,
     error_responses,
 )
+from controlplane.identity.dependencies import IdentityDep
 from controlplane.schemas import MAX_ID
 from controlplane.tenancy import lifecycle, service
 from controlplane.tenancy.schemas import SyncOut, TenantDetailOut, TenantOut
@@ -76,19 +78,17 @@ _CHANGE_ERRORS = (
     summary="Run one tenant status sync pass now (it also runs periodically)",
 )
 def sync(
-    session: SessionDep, _admin: PlatformAdmin, cluster: ClusterDep, settings: SettingsDep
+    database: DatabaseDep,
+    _admin: PlatformAdmin,
+    cluster: ClusterDep,
+    identity: IdentityDep,
+    settings: SettingsDep,
 ) -> SyncOut:
     if cluster is None:
         raise ClusterNotConfiguredError(NOT_CONFIGURED_MESSAGE)
     retention = timedelta(days=settings.tenant_retention_days)
-    report = lifecycle.sync_tenants(session, cluster, retention=retention)
-    return SyncOut(
-        created=report.created,
-        expired=report.expired,
-        ready=report.ready,
-        deleting=report.deleting,
-        deleted=report.deleted,
-    )
+    report = lifecycle.sync_tenants(database, cluster, retention=retention, identity=identity)
+    return SyncOut(**vars(report))
 
 
 @router.get(
@@ -98,12 +98,17 @@ def sync(
     summary="One tenant, with the cluster's conditions for it",
 )
 def get_tenant(
-    slug: SlugPath, session: SessionDep, user: CurrentUser, cluster: ClusterDep
+    slug: SlugPath,
+    session: SessionDep,
+    user: CurrentUser,
+    cluster: ClusterDep,
+    language: LanguageDep,
 ) -> TenantDetailOut:
     tenant = service.get_tenant(session, user, slug)
     return TenantDetailOut(
         **service.tenant_out(tenant).model_dump(),
-        cluster=lifecycle.cluster_status(cluster, tenant),
+        cluster=lifecycle.cluster_status(cluster, tenant, language),
+        setup_pending=[m.render(language) for m in lifecycle.setup_pending(session, tenant)],
     )
 
 

@@ -42,6 +42,11 @@ class ClusterStatusOut(BaseModel):
 
 class TenantDetailOut(TenantOut):
     cluster: ClusterStatusOut
+    setup_pending: list[str] = Field(
+        default_factory=list,
+        description="Set-up steps an approval could not finish yet (the status sync retries "
+        "them), with the last error.",
+    )
 
 
 class SyncOut(BaseModel):
@@ -52,3 +57,7 @@ class SyncOut(BaseModel):
     ready: list[str]
     deleting: list[str]
     deleted: list[str]
+    groups: list[str] = Field(default_factory=list, description="Identity groups set up late.")
+    reapplied: list[str] = Field(
+        default_factory=list, description="Resources whose spec was re-applied to match SQL."
+    )

@@ -8,6 +8,7 @@ test-minted OIDC issuer. Every wait polls a condition with a deadline.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -38,6 +39,7 @@ from tenants.names import namespace_for
 from tenants.resource import GROUP, PLURAL, VERSION
 from tests.fixtures.cluster import api_client
 from tests.fixtures.tokens import ADMIN, KIRUNA, KIRUNA_REQUESTER, TestIssuer
+from tests.integration.controlplane.conftest import ServedApp
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
@@ -77,7 +79,7 @@ def _settings(issuer: TestIssuer, database_url: str, kubeconfig: Path) -> Settin
 
 
 class Api:
-    def __init__(self, test_client: TestClient, issuer: TestIssuer) -> None:
+    def __init__(self, test_client: TestClient | httpx.Client, issuer: TestIssuer) -> None:
         self.client = test_client
         self.issuer = issuer
         self.database_url = ""
@@ -317,7 +319,7 @@ class TestLifecycle:
 
 
 class TestKubernetesUnreachable:
-    def test_approval_is_503_and_writes_nothing(
+    def test_approval_stands_and_the_resource_is_left_for_the_sync(
         self,
         cluster: Any,
         oidc_issuer: TestIssuer,
@@ -338,20 +340,115 @@ class TestKubernetesUnreachable:
             assert response.status_code == 503, response.text
             assert response.json()["error"] == "cluster_unavailable"
             assert api.call("PUT", f"/api/v1/capacity/{A100}", json={"total": 8}).status_code == 200
-            audit_before = api.call("GET", "/api/v1/audit", params={"limit": 500}).json()
 
             request_id = api.submit()
-            submitted = api.call("GET", "/api/v1/audit", params={"limit": 500}).json()
             response = api.call("POST", f"/api/v1/sandbox-requests/{request_id}/approve", json={})
-            assert response.status_code == 503, response.text
-            assert response.json()["error"] == "cluster_unavailable"
+            # Decided, reserved and recorded; the Tenant resource waits for the apiserver.
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["status"] == "approved"
+            assert body["tenant"]["status"] == "provisioning"
+            assert len(body["setup_pending"]) == 1
+            assert body["setup_pending"][0].startswith("set-up is not finished (Kubernetes:")
+            swedish = api.client.get(
+                f"/api/v1/tenants/{body['tenant']['slug']}",
+                headers={**oidc_issuer.headers(ADMIN), "Accept-Language": "sv"},
+            ).json()
+            assert swedish["setup_pending"][0].startswith("uppsättningen är inte klar (Kubernetes:")
+            assert swedish["cluster"]["reachable"] is False
 
-            request = api.call("GET", f"/api/v1/sandbox-requests/{request_id}").json()
-            assert request["status"] == "pending"
-            assert request["tenant"] is None
-            assert api.call("GET", "/api/v1/tenants").json() == []
-            assert api.call("GET", "/api/v1/audit", params={"limit": 500}).json() == submitted
-            assert len(submitted) == len(audit_before) + 1
+            events = api.call("GET", "/api/v1/audit", params={"limit": 500}).json()
+            actions = [e["action"] for e in events]
+            assert actions[-3:] == [
+                "tenant.created",
+                "sandbox_request.approved",
+                "tenant.setup_deferred",
+            ], actions
             capacity = api.call("GET", "/api/v1/capacity").json()
-            assert [(c["gpu_model"], c["granted"], c["free"]) for c in capacity] == [(A100, 0, 8)]
+            assert [(c["gpu_model"], c["granted"], c["free"]) for c in capacity] == [(A100, 1, 7)]
+            # The sync pass keeps trying (and failing) without touching the record.
+            sync = api.call("POST", "/api/v1/tenants/sync")
+            assert sync.status_code == 503, sync.text
         app.state.database.dispose()
+
+
+class TestStatusFollowsTheWatch:
+    def test_sql_follows_the_resource_without_a_sync_pass(
+        self,
+        cluster: Any,
+        operator: OperatorProcess,
+        oidc_issuer: TestIssuer,
+        tmp_path: Path,
+    ) -> None:
+        url = f"sqlite:///{tmp_path / 'sandlada.db'}"
+        migrate.upgrade(url)
+        # One sync pass at start-up, the next in an hour: only the watch can move SQL on.
+        settings = _settings(oidc_issuer, url, cluster.kubeconfig).model_copy(
+            update={"tenant_sync_seconds": 3600}
+        )
+        app = create_app(settings)
+        with TestClient(app, raise_server_exceptions=False) as test_client:
+            api = Api(test_client, oidc_issuer)
+            assert api.call("POST", "/api/v1/capacity/sync").status_code == 200
+            slug = _approve(api)
+            tenant = api.wait_status(slug, "ready")
+            assert tenant["provisioning_seconds"] > 0
+            assert app.state.watcher.handled >= 1
+            events = api.call("GET", "/api/v1/audit", params={"limit": 500}).json()
+            ready = [e for e in events if e["action"] == "tenant.ready"]
+            assert [e["subject_id"] for e in ready] == [slug]
+        app.state.database.dispose()
+
+
+class TestConcurrentApprovalsWithTheSync:
+    APPROVALS = 50
+
+    def test_no_5xx_and_every_tenant_ready(
+        self, cluster: Any, operator: OperatorProcess, oidc_issuer: TestIssuer, tmp_path: Path
+    ) -> None:
+        """50 approvals at once on SQLite while the sync (every 0.1 s) and the watch write."""
+        url = f"sqlite:///{tmp_path / 'sandlada.db'}"
+        migrate.upgrade(url)
+        settings = _settings(oidc_issuer, url, cluster.kubeconfig)
+        admin = oidc_issuer.headers(ADMIN, expires_in=600)
+        with (
+            ServedApp(settings) as served,
+            httpx.Client(base_url=served.url, timeout=120) as client,
+        ):
+            api = Api(client, oidc_issuer)
+            ids = []
+            for _ in range(self.APPROVALS):
+                ids.append(api.submit(gpus=0))
+            barrier = threading.Barrier(len(ids))
+            results: list[tuple[int, dict[str, Any]]] = []
+            lock = threading.Lock()
+
+            def approve(request_id: int) -> None:
+                barrier.wait(timeout=60)
+                response = client.post(
+                    f"/api/v1/sandbox-requests/{request_id}/approve", headers=admin, json={}
+                )
+                with lock:
+                    results.append((response.status_code, response.json()))
+
+            threads = [threading.Thread(target=approve, args=(i,)) for i in ids]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=180)
+            statuses = sorted(status for status, _ in results)
+            assert statuses == [200] * self.APPROVALS, [r for r in results if r[0] != 200][:3]
+            assert all(body["setup_pending"] == [] for _, body in results)
+            slugs = {body["tenant"]["slug"] for _, body in results}
+            assert len(slugs) == self.APPROVALS
+
+            def all_ready() -> bool:
+                listed = client.get("/api/v1/tenants", headers=admin, params={"limit": 1000})
+                ready = {t["slug"] for t in listed.json() if t["status"] == "ready"}
+                return slugs <= ready
+
+            wait_for(all_ready, f"{self.APPROVALS} tenants ready in SQL", timeout=180)
+            # Clean up through the product: offboard (retention 0) → the sync deletes them.
+            for slug in slugs:
+                response = client.post(f"/api/v1/tenants/{slug}/offboard", headers=admin)
+                assert response.status_code == 200, response.text

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from keycloak import KeycloakAdmin, KeycloakGetError
 from sqlalchemy import Engine, select
@@ -24,6 +25,7 @@ from controlplane.app import create_app
 from controlplane.database import Database
 from controlplane.models import AuditEvent
 from controlplane.settings import Settings
+from controlplane.tenancy import lifecycle
 from infra.keycloak.launcher import KeycloakInfo
 from tests.fixtures.tokens import KIRUNA, LULEA
 from tests.integration.controlplane.conftest import request_body
@@ -186,7 +188,7 @@ class TestApproval:
             "admin": owner.username,
         }
 
-    def test_keycloak_down_is_503_and_leaves_nothing(
+    def test_keycloak_down_defers_the_groups_and_the_sync_finishes_them(
         self,
         *,
         api: Api,
@@ -204,19 +206,37 @@ class TestApproval:
             response = broken.call(
                 "POST", f"/api/v1/sandbox-requests/{request_id}/approve", ADMIN, json={}
             )
-            assert response.status_code == 503, response.text
-            assert response.json()["error"] == "unavailable"
-            assert "Keycloak" in response.json()["detail"]
-        after = api.call("GET", f"/api/v1/sandbox-requests/{request_id}", ADMIN).json()
-        assert after["status"] == "pending"
-        assert after["tenant"] is None
+            # The approval stands (decided, GPUs reserved, tenant recorded); only the groups wait.
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["status"] == "approved"
+            assert body["tenant"]["slug"] == new_slug
+            assert body["tenant"]["status"] == "provisioning"
+            assert len(body["setup_pending"]) == 1
+            assert "Keycloak" in body["setup_pending"][0]
+            tenant = broken.call("GET", f"/api/v1/tenants/{new_slug}", ADMIN).json()
+            assert "Keycloak" in tenant["setup_pending"][0]
+            again = broken.call(
+                "POST", f"/api/v1/sandbox-requests/{request_id}/approve", ADMIN, json={}
+            )
+            assert again.status_code == 409, again.text
         assert group_id(keycloak_controlplane_admin, f"t-{new_slug}-admins") is None
-        # Keycloak back: the retried approval completes.
-        retry = api.call("POST", f"/api/v1/sandbox-requests/{request_id}/approve", ADMIN, json={})
-        assert retry.status_code == 200, retry.text
+        with database.session() as session:
+            actions = session.scalars(
+                select(AuditEvent.action).where(AuditEvent.subject_id == new_slug)
+            ).all()
+        assert "tenant.setup_deferred" in actions
+        assert "tenant.groups_created" not in actions
+        # Keycloak back: the sync's retry creates the groups with the requester as admin.
+        app: FastAPI = api.client.app  # type: ignore[assignment]
+        identity = app.state.identity
+        assert new_slug in lifecycle.retry_groups(database, identity)
         assert group_members(keycloak_controlplane_admin, f"t-{new_slug}-admins") == {
             people["owner"].username
         }
+        assert lifecycle.retry_groups(database, identity) == []
+        tenant = api.call("GET", f"/api/v1/tenants/{new_slug}", ADMIN).json()
+        assert tenant["setup_pending"] == []
 
 
 def closed_port() -> int:

@@ -82,7 +82,17 @@ class TestSubmit:
         body = response.json()
         assert body["error"] == "unacceptable_risk"
         assert body["detail"].startswith("ai_act_risk:")
-        assert "AI Act" in body["detail"] and "AI-förordning" in body["detail"]
+        assert body["field"] == "ai_act_risk"
+        assert "AI Act" in body["detail"] and "AI-förordning" not in body["detail"]
+        swedish = api.request(
+            "POST",
+            BASE,
+            json=request_body(ai_act_risk="unacceptable"),
+            headers={"Accept-Language": "sv-SE,sv;q=0.9,en;q=0.5"},
+        )
+        assert swedish.status_code == 422
+        assert swedish.json()["detail"].startswith("ai_act_risk:")
+        assert "AI-förordning" in swedish.json()["detail"]
         assert _counts(session) == before
 
     @pytest.mark.parametrize(
