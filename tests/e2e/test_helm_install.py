@@ -439,6 +439,7 @@ def test_control_plane_service_account_manages_tenants_only(installed: Release) 
         ("watch", "sandlada.se", "tenants"),
         ("delete", "sandlada.se", "tenants"),
         ("create", "sandlada.se", "notebooks"),
+        ("update", "sandlada.se", "notebooks"),
         ("watch", "", "pods"),
         ("watch", "", "persistentvolumeclaims"),
         ("get", "", "nodes"),
