@@ -135,9 +135,10 @@ def view_of_pod(pod: dict[str, Any]) -> PodView:
     containers = status.get("containerStatuses") or []
     started_at = next(
         (
-            c["state"]["running"].get("startedAt")
+            # API answers say +00:00, watch events Z: one form in status.
+            str(c["state"]["running"].get("startedAt")).replace("+00:00", "Z")
             for c in containers
-            if (c.get("state") or {}).get("running")
+            if (c.get("state") or {}).get("running", {}).get("startedAt")
         ),
         None,
     )

@@ -76,10 +76,32 @@ class NotebookStorage:
             ),
             "Pod": lambda: self._core.create_namespaced_pod(namespace, body),
         }
+        name = obj["metadata"]["name"]
+        readers: dict[str, Callable[[], object]] = {
+            "Secret": lambda: self._core.read_namespaced_secret(name, namespace),
+            "PersistentVolumeClaim": lambda: self._core.read_namespaced_persistent_volume_claim(
+                name, namespace
+            ),
+            "Pod": lambda: self._core.read_namespaced_pod(name, namespace),
+        }
         try:
-            call_api(f"create {kind} {namespace}/{obj['metadata']['name']}", creators[kind])
+            call_api(f"create {kind} {namespace}/{name}", creators[kind])
         except KubernetesError as exc:
             if exc.status == 409:
+                return False
+            # Admission (quota) runs before the existence check: a full quota refuses even
+            # an object that is already there, and that one is fine.
+            if exc.status == 403 and self._exists(readers[kind]):
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _exists(read: Callable[[], object]) -> bool:
+        try:
+            call_api("read", read)
+        except KubernetesError as exc:
+            if exc.status == 404:
                 return False
             raise
         return True
