@@ -40,10 +40,11 @@ def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = OperatorProcess(cluster.kubeconfig, log)
     # Generous: on the shared 2-core machine the operator's imports alone can take a minute.
-    process.start(timeout=240)
     try:
+        process.start(timeout=240)
         yield process
     finally:
+        # Also when start() timed out: the child runs on and must not outlive the test.
         process.stop()
 
 
