@@ -7,13 +7,18 @@ the single write lock does.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import create_engine, func, select, text
 
+from controlplane import database as database_module
 from controlplane.audit.service import verify_chain
 from controlplane.auth.principal import User
 from controlplane.database import Database
@@ -186,3 +191,61 @@ def test_concurrent_approvals_over_http(served_settings: Settings, oidc_issuer: 
         assert capacity == [
             {"gpu_model": GPU_MODEL, "total": 5, "granted": 4, "free": 1, "admin_override": True}
         ]
+
+
+def test_lock_not_had_in_time_is_503_database_busy(
+    served_settings: Settings, oidc_issuer: TestIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer holds the lock past the wait: 503 with Retry-After, never a 500."""
+    monkeypatch.setattr(database_module, "LOCK_WAIT_SECONDS", 1)
+    url = served_settings.database_url
+    with (
+        ServedApp(served_settings) as served,
+        httpx.Client(base_url=served.url, timeout=60) as client,
+    ):
+        requester = oidc_issuer.headers(KIRUNA_REQUESTER, expires_in=600)
+        admin = oidc_issuer.headers(ADMIN, expires_in=600)
+        body = request_body(quota={"gpus": 0, "cpu": 1, "memory_gib": 1, "storage_gib": 1})
+        submitted = client.post("/api/v1/sandbox-requests", headers=requester, json=body)
+        assert submitted.status_code == 201, submitted.text
+        request_id = submitted.json()["id"]
+        path = f"/api/v1/sandbox-requests/{request_id}/approve"
+
+        with _lock_held(url, request_id):
+            busy = client.post(path, headers=admin, json={})
+            swedish = client.post(path, headers={**admin, "Accept-Language": "sv"}, json={})
+        assert busy.status_code == 503, busy.text
+        assert busy.json()["error"] == "database_busy"
+        assert busy.headers["Retry-After"] == "1"
+        assert "try again" in busy.json()["detail"]
+        assert swedish.status_code == 503, swedish.text
+        assert "försök igen" in swedish.json()["detail"]
+        # Nothing was half-written: the retry after the lock is gone approves once.
+        retried = client.post(path, headers=admin, json={})
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["status"] == "approved"
+
+
+@contextmanager
+def _lock_held(url: str, request_id: int) -> Iterator[None]:
+    """SQLite: the database write lock; PostgreSQL: the request's row lock."""
+    if url.startswith("sqlite"):
+        connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            yield
+            connection.rollback()
+        finally:
+            connection.close()
+        return
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(
+                text("SELECT id FROM sandbox_requests WHERE id = :id FOR UPDATE"),
+                {"id": request_id},
+            )
+            yield
+            connection.rollback()
+    finally:
+        engine.dispose()
