@@ -230,13 +230,13 @@ def test_lock_not_had_in_time_is_503_database_busy(
 def _lock_held(url: str, request_id: int) -> Iterator[None]:
     """SQLite: the database write lock; PostgreSQL: the request's row lock."""
     if url.startswith("sqlite"):
-        connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        raw = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         try:
-            connection.execute("BEGIN IMMEDIATE")
+            raw.execute("BEGIN IMMEDIATE")
             yield
-            connection.rollback()
+            raw.rollback()
         finally:
-            connection.close()
+            raw.close()
         return
     engine = create_engine(url)
     try:
