@@ -99,7 +99,7 @@ def cost_report(
         ),
     ] = None,
     format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv.")] = "json",
-) -> CostReport | Response:
+) -> Response:
     parsed = Month.parse(month)
     scope = service.report_scope(user, agency)
     report = service.cost_report(
@@ -111,7 +111,9 @@ def cost_report(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="costs-{parsed}.csv"'},
         )
-    return report
+    # Serialised here, once: returning the model would make FastAPI validate the whole report
+    # against response_model a second time (a month for every agency is thousands of lines).
+    return Response(report.model_dump_json(), media_type="application/json")
 
 
 _BUDGET_ERRORS = (NotAuthenticatedError, PermissionDeniedError, NotFoundError)

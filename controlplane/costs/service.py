@@ -232,26 +232,25 @@ def _usage_by_tenant(
     agency_id: int | None = None,
     tenant_id: int | None = None,
 ) -> tuple[dict[int, list[tuple[Period, Usage]]], dict[int, tuple[str, str, str]]]:
-    repository = CostRepository(session)
+    rows = CostRepository(session).usage(
+        [(p.first, p.last) for p in periods], agency_id=agency_id, tenant_id=tenant_id
+    )
     usage: dict[int, list[tuple[Period, Usage]]] = defaultdict(list)
     names: dict[int, tuple[str, str, str]] = {}
-    for period in periods:
-        per_tenant: dict[int, Usage] = {}
-        for row in repository.usage(
-            period.first, period.last, agency_id=agency_id, tenant_id=tenant_id
-        ):
-            names[row.tenant_id] = (row.slug, row.organisation_number, row.agency_name)
-            amounts = per_tenant.get(row.tenant_id)
-            if amounts is None:
-                amounts = per_tenant[row.tenant_id] = Usage()
-                usage[row.tenant_id].append((period, amounts))
-            if row.gpu_model:
-                amounts.gpu_seconds[row.gpu_model] = (
-                    amounts.gpu_seconds.get(row.gpu_model, 0.0) + row.gpu_seconds
-                )
-            amounts.cpu_core_seconds += row.cpu_core_seconds
-            amounts.memory_gib_seconds += row.memory_gib_seconds
-            amounts.storage_gib_seconds += row.storage_gib_seconds
+    per_period: dict[tuple[int, int], Usage] = {}
+    for tenant, slug, org, agency_name, index, model, gpu, cpu, memory, storage in rows:
+        amounts = per_period.get((tenant, index))
+        if amounts is None:
+            amounts = per_period[(tenant, index)] = Usage()
+            usage[tenant].append((periods[index], amounts))
+            names[tenant] = (slug, org, agency_name)
+        if model:
+            amounts.gpu_seconds[model] = amounts.gpu_seconds.get(model, 0.0) + (gpu or 0.0)
+        amounts.cpu_core_seconds += cpu or 0.0
+        amounts.memory_gib_seconds += memory or 0.0
+        amounts.storage_gib_seconds += storage or 0.0
+    for entries in usage.values():
+        entries.sort(key=lambda entry: entry[0].first)
     return usage, names
 
 
