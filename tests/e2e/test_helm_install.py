@@ -385,6 +385,7 @@ def test_operator_service_account_provisions_a_tenant_and_nothing_more(installed
         ("create", "", "persistentvolumeclaims"),
         ("create", "", "secrets"),
         ("get", "", "secrets"),
+        ("patch", "", "secrets"),
         ("patch", "", "services"),
     ]:
         assert _allowed(installed, "operator", verb, group, resource, namespace="t-x"), (

@@ -6,6 +6,7 @@ to a cluster (tests/e2e/test_helm_install.py installs it on the local one).
 
 from __future__ import annotations
 
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,24 @@ def _env(container: dict[str, Any], secrets: dict[tuple[str, str], str]) -> dict
     return env
 
 
+def test_operator_environment_is_accepted_by_operator_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = _pod_specs(render("--values", str(ALL_OPTIONS)))["Deployment/sandlada-operator"]
+    secrets = {
+        ("sandlada-mlflow", "admin-password"): "an-admin-password",
+        ("sandlada-mlflow", "password-key"): "a-key-of-sixteen-bytes-or-more",
+    }
+    for key in OperatorConfig.model_fields:
+        monkeypatch.delenv(f"SANDLADA_OPERATOR_{key.upper()}", raising=False)
+    for key, value in _env(spec["containers"][0], secrets).items():
+        monkeypatch.setenv(key, value)
+    config = OperatorConfig()
+    assert config.standalone and not config.install_crd
+    assert config.mlflow_configured
+    assert config.notebook_storage_class == "fast-ssd"
+
+
 def test_control_plane_environment_is_accepted_by_settings_in_production(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -242,11 +261,12 @@ def test_rbac_is_least_privilege_and_covers_what_the_operator_watches() -> None:
     for verb in ("get", "list", "watch", "patch"):
         assert _allows(operator, "sandlada.se", "tenants", verb)
     assert _allows(operator, "sandlada.se", "tenants/status", "patch")
-    # The control plane never touches Secrets; the operator creates notebook token Secrets and
-    # reads one back by name, but may not list or watch them (no bulk read of every Secret).
+    # The control plane never touches Secrets; the operator writes notebook tokens and MLflow
+    # credentials and reads a token back by name, but may not list or watch them (no bulk read
+    # of every Secret) nor delete them (owner references do that).
     assert not any("secrets" in rule["resources"] for rule in control)
     secret_verbs = {v for r in operator if "secrets" in r["resources"] for v in r["verbs"]}
-    assert secret_verbs == {"get", "create"}
+    assert secret_verbs == {"get", "create", "patch"}
     assert _allows(control, "sandlada.se", "tenants", "patch")
     assert _allows(control, "", "nodes", "list")
     assert not _allows(control, "", "namespaces", "create")
@@ -266,6 +286,7 @@ BAD_VALUES = [
         "at '/podDisruptionBudget/maxUnavailable'",
     ),
     (["--set", "service.type=ExternalName"], "at '/service/type'"),
+    (["--set", "operator.mlflow.url=http://mlflow:5000"], "at '/operator/mlflow/existingSecret'"),
     (["--set", "image.repository="], "at '/image/repository'"),
     (
         ["--set", "controlPlane.resources.limits.memory=lots"],
@@ -288,3 +309,81 @@ def test_bad_values_are_refused_naming_the_field(
         "[ERROR] values.yaml" in output
     ), output
     assert message in output, output
+
+
+# Kubernetes client calls in the product code, found by the client objects' conventional
+# attribute names (``self._core.list_namespaced_pod``…); custom-object calls are covered by the
+# explicit checks above and the e2e test.
+_CLIENT_CALL = re.compile(
+    r"\b_?(?:core|net|rbac|ext|apps|batch)\."
+    r"(?P<verb>list|read|create|patch|replace|delete_collection|delete)_(?P<rest>\w+)"
+)
+_VERBS = {
+    "list": "list",
+    "read": "get",
+    "create": "create",
+    "patch": "patch",
+    "replace": "update",
+    "delete_collection": "deletecollection",
+    "delete": "delete",
+}
+_GROUPS = {
+    "networkpolicies": "networking.k8s.io",
+    "roles": "rbac.authorization.k8s.io",
+    "rolebindings": "rbac.authorization.k8s.io",
+    "customresourcedefinitions": "apiextensions.k8s.io",
+    "deployments": "apps",
+    "statefulsets": "apps",
+    "jobs": "batch",
+}
+
+
+# Calls the chart never makes happen: the operator installs the CRD itself only with
+# SANDLADA_OPERATOR_INSTALL_CRD=true (local development; the chart sets it false and ships
+# the CRDs), so it needs no write access to CRDs.
+_NOT_IN_THE_CHART = {
+    ("apiextensions.k8s.io", "customresourcedefinitions", "get", "operators/storage.py"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "patch", "operators/storage.py"),
+}
+
+
+def _client_calls(package: str) -> set[tuple[str, str, str, str]]:
+    """(group, resource, verb, file) for every typed client call under ``package``."""
+    calls = set()
+    for path in (REPO / package).rglob("*.py"):
+        # Test helpers and Alembic migrations (``batch_op.create_index``) are no API calls.
+        if path.name == "testing.py" or "migrations" in path.parts:
+            continue
+        for match in _CLIENT_CALL.finditer(path.read_text()):
+            rest = match["rest"]
+            if "custom_object" in rest or rest == "code":
+                continue
+            subresource = ""
+            for suffix in ("_for_all_namespaces", "_status"):
+                if rest.endswith(suffix):
+                    rest = rest.removesuffix(suffix)
+                    subresource = "/status" if suffix == "_status" else subresource
+            rest = rest.removeprefix("namespaced_").replace("_", "")
+            plural = rest[:-1] + "ies" if rest.endswith("y") else rest + "s"
+            resource = plural + subresource
+            group = _GROUPS.get(plural, "")
+            calls.add((group, resource, _VERBS[match["verb"]], str(path.relative_to(REPO))))
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("package", "role"),
+    [("operators", "sandlada-operator"), ("controlplane", "sandlada-controlplane")],
+)
+def test_rbac_covers_every_kubernetes_call_in_the_code(package: str, role: str) -> None:
+    # A new client call without a matching rule fails here, not in a production pod.
+    rules = _rules(render(), role)
+    calls = _client_calls(package)
+    assert calls, f"no Kubernetes client calls found under {package}/ (pattern out of date?)"
+    missing = sorted(
+        f"{verb} {group or 'core'}/{resource} ({path})"
+        for group, resource, verb, path in calls
+        if not _allows(rules, group, resource, verb)
+        and (group, resource, verb, path) not in _NOT_IN_THE_CHART
+    )
+    assert not missing, f"{role} lacks rules for: {missing}"
