@@ -70,7 +70,7 @@ def get_budget(session: Session, tenant: Tenant, timezone: str) -> BudgetOut:
 
 def _budget_out(session: Session, budget: Budget, timezone: str) -> BudgetOut:
     month = service.current_month(timezone)
-    spent = service.tenant_month_cost(session, budget.tenant_id, month)
+    spent = service.tenant_month_cost(session, budget.tenant_id, month, timezone)
     return BudgetOut(
         tenant=budget.tenant.slug,
         monthly_sek=budget.monthly_sek,
@@ -148,7 +148,7 @@ def ensure_launch_allowed(session: Session, tenant: Tenant, timezone: str | None
     if timezone is None:
         timezone = get_settings().report_timezone
     month = service.current_month(timezone)
-    spent = service.tenant_month_cost(session, tenant.id, month)
+    spent = service.tenant_month_cost(session, tenant.id, month, timezone)
     if spent >= budget.monthly_sek:
         raise BudgetExceededError(
             f"tenant {tenant.slug!r} has used {spent} of its {budget.monthly_sek} SEK budget for "
@@ -168,7 +168,7 @@ def evaluate(
     repository = CostRepository(session)
     recorded: list[BudgetAlert] = []
     for budget in repository.budgets():
-        spent = service.tenant_month_cost(session, budget.tenant_id, month)
+        spent = service.tenant_month_cost(session, budget.tenant_id, month, timezone, now)
         for threshold in THRESHOLDS:
             if spent * 100 < budget.monthly_sek * threshold:
                 continue

@@ -41,6 +41,7 @@ from controlplane.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from controlplane.metering.service import daily_usage
 from controlplane.models import GpuPrice, PriceList
 from controlplane.schemas import format_organisation_number
 
@@ -316,12 +317,38 @@ def cost_report(
     )
 
 
-def tenant_month_cost(session: Session, tenant_id: int, month: Month) -> Decimal:
-    """One tenant's total for ``month``, priced exactly as the report prices it."""
-    usage, _ = _usage_by_tenant(session, _month_periods(session, month), tenant_id=tenant_id)
-    if tenant_id not in usage:
-        return Decimal("0.00")
-    cost, _ = pricing.price(usage[tenant_id])
+def tenant_month_cost(
+    session: Session, tenant_id: int, month: Month, timezone: str, now: datetime | None = None
+) -> Decimal:
+    """One tenant's costs for ``month`` up to ``now``, priced exactly as the report prices them.
+
+    Unlike the all-agency report (usage_daily only), this also counts what the metering has not
+    folded into usage_daily yet: running pods and today's usage, up to ``now``
+    (:func:`controlplane.metering.service.daily_usage`). Budgets and launch refusals use it, so
+    a notebook running right now counts against its tenant's budget.
+    """
+    now = now or datetime.now(UTC)
+    periods = _month_periods(session, month)
+    days = daily_usage(
+        session,
+        tenant_id,
+        first=month.first_day,
+        last=month.last_day,
+        now=now,
+        zone=ZoneInfo(timezone),
+    )
+    usage: list[tuple[Period, Usage]] = []
+    for period in periods:
+        amounts = Usage()
+        for day in days:
+            if period.first <= day.day <= period.last:
+                for model, seconds in day.gpu_seconds.items():
+                    amounts.gpu_seconds[model] = amounts.gpu_seconds.get(model, 0.0) + seconds
+                amounts.cpu_core_seconds += day.cpu_core_seconds
+                amounts.memory_gib_seconds += day.memory_gib_seconds
+                amounts.storage_gib_seconds += day.storage_gib_seconds
+        usage.append((period, amounts))
+    cost, _ = pricing.price(usage)
     return cost.total_sek
 
 

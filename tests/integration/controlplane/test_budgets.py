@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
@@ -25,7 +26,8 @@ from controlplane.costs import budgets, service
 from controlplane.costs.budgets import BudgetExceededError, ensure_launch_allowed
 from controlplane.costs.schemas import BudgetIn
 from controlplane.database import Database
-from controlplane.models import BudgetAlert, Tenant, UsageDaily
+from controlplane.metering.days import day_start
+from controlplane.models import BudgetAlert, Tenant, UsageDaily, UsageInterval
 from infra.process import free_port
 from tests.fixtures.tokens import ADMIN, LULEA_REQUESTER, Persona
 from tests.integration.controlplane.conftest import Api
@@ -264,6 +266,35 @@ class TestEnforcement:
 
     def test_allows_without_budget(self, session: Session) -> None:
         ensure_launch_allowed(session, make_tenant(session, SLUG))
+
+
+def test_a_running_pod_counts_before_it_is_rolled_up(session: Session) -> None:
+    """An open interval (not yet in usage_daily) pushes the tenant over its enforced budget."""
+    tenant = TestEnforcement()._tenant(session, enforce=True, core_hours=0)
+    ensure_launch_allowed(session, tenant)
+    now = datetime.now(UTC)
+    month_start = day_start(service.current_month(TZ).first_day, ZoneInfo(TZ))
+    session.add(
+        UsageInterval(
+            pod_uid="running-pod",
+            tenant_id=tenant.id,
+            namespace=f"t-{SLUG}",
+            pod_name="nb-analys",
+            node_name="node-1",
+            gpu_model="",
+            gpus=0,
+            # 100 000 cores × the seconds since it started at 1 SEK per core-hour: over 100 SEK
+            # after four seconds, whenever in the month the test runs.
+            cpu_cores=100_000,
+            memory_gib=1,
+            started_at=max(now - timedelta(hours=2), month_start),
+            last_seen_at=now,
+        )
+    )
+    session.flush()
+    with pytest.raises(BudgetExceededError):
+        ensure_launch_allowed(session, tenant)
+    assert len(budgets.evaluate(session, TZ, webhook_configured=False)) == 2
 
 
 class TestBudgetApi:

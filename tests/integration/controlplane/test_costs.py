@@ -465,4 +465,6 @@ def test_cli_report_matches_the_api(api: Api, session: Session, fresh_database_u
 def test_tenant_month_cost_is_the_report_total(session: Session) -> None:
     october(session)
     tenant = session.scalars(select(Tenant).where(Tenant.slug == "kiruna-a")).one()
-    assert service.tenant_month_cost(session, tenant.id, Month(2026, 10)) == Decimal("681.00")
+    assert service.tenant_month_cost(
+        session, tenant.id, Month(2026, 10), "Europe/Stockholm"
+    ) == Decimal("681.00")
