@@ -6,11 +6,13 @@ they are deleted; Job pods are completed by kwok. The test keeps its own watch o
 namespace and computes the expected usage from the pods' own timestamps (``startTime`` to the
 last container ``finishedAt``, or to the deletion time for deleted pods) × their requests. The
 collector is killed (SIGKILL) in the middle: pods finish and start while it is down, and a pod
-runs across the restart. Metered GPU-, CPU- and memory-hours must match within 0.1 %.
+runs across the restart. Metered GPU-, CPU- and memory-hours must match within 0.1 %; so must
+the storage of a volume claim that lives across the restart.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -32,7 +34,7 @@ from controlplane import migrate
 from controlplane.database import Database
 from controlplane.metering import service
 from controlplane.metering.days import local_day, report_zone
-from controlplane.models import UsageDaily, UsageInterval
+from controlplane.models import StorageInterval, UsageDaily, UsageInterval
 from infra.cluster.launcher import ClusterInfo
 from tests.fixtures.cluster import api_client, wait_until
 from tests.integration.controlplane.test_metering import make_tenant
@@ -163,6 +165,29 @@ class Namespace:
         self.core.delete_namespaced_pod(pod, self.name)
         wait_until(lambda: pod in self.deleted, what=f"pod {pod} gone")
 
+    def create_volume(self, name: str, size: str) -> str:
+        body: Any = {
+            "metadata": {"name": name},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": size}},
+            },
+        }
+        created = self.core.create_namespaced_persistent_volume_claim(self.name, body)
+        assert created.metadata is not None and created.metadata.uid is not None
+        return created.metadata.uid
+
+    def delete_volume(self, name: str) -> float:
+        """Delete a claim; its lifetime in seconds by its own timestamps (creation to deletion)."""
+        response: Any = self.core.delete_namespaced_persistent_volume_claim(
+            name, self.name, _preload_content=False
+        )
+        meta = json.loads(response.data)["metadata"]
+        deleted = _time(meta["deletionTimestamp"]) - timedelta(
+            seconds=meta.get("deletionGracePeriodSeconds") or 0
+        )
+        return (deleted - _time(meta["creationTimestamp"])).total_seconds()
+
     def uid(self, pod: str) -> str:
         uid: str = self.last[pod]["metadata"]["uid"]
         return uid
@@ -260,11 +285,18 @@ def _recorded(database: Database, namespace: Namespace, pod: str, *, closed: boo
     return row is not None and (row.ended_at is not None) == closed
 
 
+def _volume_closed(database: Database, uid: str) -> bool:
+    with database.session() as session:
+        row = session.scalars(select(StorageInterval).where(StorageInterval.pvc_uid == uid)).first()
+        return row is not None and row.ended_at is not None
+
+
 def test_metered_hours_match_pod_timestamps_across_a_collector_restart(
     metering: tuple[Namespace, Collector, Database, int],
 ) -> None:
     namespace, collector, database, tenant_id = metering
     collector.start()
+    volume_uid = namespace.create_volume("home-data", "2Gi")
 
     # Phase 1, collector up: a GPU pod runs and is deleted, a GPU job completes, a CPU pod starts.
     namespace.run_pod("l4-notebook", Size("1500m", "3Gi", 1, L4))
@@ -305,9 +337,13 @@ def test_metered_hours_match_pod_timestamps_across_a_collector_restart(
     )
     namespace.delete("a100-notebook")
     namespace.delete("cpu-notebook")
+    volume_seconds = namespace.delete_volume("home-data")
     pods = ["l4-notebook", "cpu-notebook", a100_job, l4_job, "a100-notebook"]
     wait_until(
-        lambda: all(_recorded(database, namespace, pod, closed=True) for pod in pods),
+        lambda: (
+            all(_recorded(database, namespace, pod, closed=True) for pod in pods)
+            and _volume_closed(database, volume_uid)
+        ),
         what="every interval closed",
     )
 
@@ -338,6 +374,7 @@ def test_metered_hours_match_pod_timestamps_across_a_collector_restart(
                 func.sum(UsageDaily.gpu_seconds),
                 func.sum(UsageDaily.cpu_core_seconds),
                 func.sum(UsageDaily.memory_gib_seconds),
+                func.sum(UsageDaily.storage_gib_seconds),
             ).group_by(UsageDaily.gpu_model)
         ).all()
         zone = report_zone(ZONE)
@@ -350,9 +387,10 @@ def test_metered_hours_match_pod_timestamps_across_a_collector_restart(
             now=datetime.now(UTC),
             zone=zone,
         )
-    metered = {model: gpu for model, gpu, _, _ in rows if model}
-    metered_cpu = sum(cpu for _, _, cpu, _ in rows)
-    metered_memory = sum(memory for _, _, _, memory in rows)
+    metered = {model: gpu for model, gpu, _, _, _ in rows if model}
+    metered_cpu = sum(cpu for _, _, cpu, _, _ in rows)
+    metered_memory = sum(memory for _, _, _, memory, _ in rows)
+    metered_storage = sum(storage for _, _, _, _, storage in rows)
     for model in (A100, L4):
         assert metered[model] == pytest.approx(expected[model], rel=TOLERANCE), model
         series_gpu = sum(day.gpu_seconds.get(model, 0.0) for day in series)
@@ -360,3 +398,6 @@ def test_metered_hours_match_pod_timestamps_across_a_collector_restart(
     assert metered_cpu == pytest.approx(expected["cpu"], rel=TOLERANCE)
     assert metered_memory == pytest.approx(expected["memory"], rel=TOLERANCE)
     assert sum(d.cpu_core_seconds for d in series) == pytest.approx(expected["cpu"], rel=TOLERANCE)
+    # The claim: 2 GiB from its creation to its deletion request.
+    assert volume_seconds > 0
+    assert metered_storage == pytest.approx(2.0 * volume_seconds, rel=TOLERANCE)
