@@ -401,3 +401,34 @@ def test_metered_hours_match_pod_timestamps_across_a_collector_restart(
     # The claim: 2 GiB from its creation to its deletion request.
     assert volume_seconds > 0
     assert metered_storage == pytest.approx(2.0 * volume_seconds, rel=TOLERANCE)
+
+
+def test_a_pod_deleted_while_the_collector_is_down_ends_when_last_seen(
+    metering: tuple[Namespace, Collector, Database, int],
+) -> None:
+    """The one approximate case: nobody saw the pod go, so it ends at its last sighting."""
+    namespace, collector, database, _ = metering
+    collector.start()
+    namespace.run_pod("short-lived", Size("500m", "1Gi"))
+    namespace.running("short-lived")
+    uid = namespace.uid("short-lived")
+
+    def seen_after_start() -> bool:
+        row = _intervals(database).get(uid)
+        return row is not None and row.last_seen_at > row.started_at + timedelta(seconds=1)
+
+    wait_until(seen_after_start, what="a tick marking the open interval as seen")
+    collector.kill()
+    killed_at = datetime.now(UTC)
+    namespace.delete("short-lived")
+    collector.start()
+    wait_until(
+        lambda: _recorded(database, namespace, "short-lived", closed=True),
+        what="the restarted collector closing the vanished pod",
+    )
+    row = _intervals(database)[uid]
+    assert row.end_source == "last-seen"
+    assert row.ended_at is not None
+    assert row.started_at < row.ended_at <= killed_at
+    true_end = row.started_at + timedelta(seconds=namespace.seconds("short-lived"))
+    assert row.ended_at <= true_end  # under-counted, never over-counted
