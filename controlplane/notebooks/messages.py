@@ -56,9 +56,14 @@ MESSAGES: Final[dict[str, dict[Language, str]]] = {
     },
     "notebooks.exists": {
         "en": "a notebook named {name!r} already exists in tenant {slug!r} ({phase}); choose "
-        "another name or stop it first",
+        "another name (only its owner can start a stopped one again)",
         "sv": "det finns redan en notebook som heter {name!r} i miljön {slug!r} ({phase}); "
-        "välj ett annat namn eller stoppa den först",
+        "välj ett annat namn (bara ägaren kan starta en stoppad notebook igen)",
+    },
+    "notebooks.changed": {
+        "en": "notebook {name!r} in tenant {slug!r} changed while it was being started again; "
+        "try again",
+        "sv": "notebooken {name!r} i miljön {slug!r} ändrades medan den startades om; försök igen",
     },
     "notebooks.not_found": {
         "en": "no notebook {name!r} in tenant {slug!r}",

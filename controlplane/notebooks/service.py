@@ -43,6 +43,7 @@ from tenants.names import namespace_for
 from tenants.notebook import (
     Notebook,
     NotebookPhase,
+    StopReason,
     home_claim_name,
     notebook_body,
 )
@@ -123,6 +124,10 @@ def notebook_out(raw: dict[str, Any], slug: str) -> NotebookOut:
     notebook = Notebook.model_validate(raw)
     spec, status = notebook.spec, notebook.status
     phase = status.phase or (NotebookPhase.STOPPED if spec.stopped else NotebookPhase.PENDING)
+    stop_reason = status.stop_reason
+    if notebook.metadata.get("deletionTimestamp"):
+        # Stopped through the API and on its way out (an operator's finalizer may hold it).
+        phase, stop_reason = NotebookPhase.STOPPED, stop_reason or StopReason.USER
     return NotebookOut(
         name=str(notebook.metadata.get("name")),
         tenant=slug,
@@ -134,7 +139,7 @@ def notebook_out(raw: dict[str, Any], slug: str) -> NotebookOut:
         owner_name=spec.owner_name,
         started_at=status.started_at,
         last_activity=status.last_activity,
-        stop_reason=status.stop_reason,
+        stop_reason=stop_reason,
         stopped_at=status.stopped_at,
         message=status.message,
         created_at=notebook.metadata.get("creationTimestamp"),
@@ -179,6 +184,13 @@ def _exists(raw: dict[str, Any], name: str, slug: str) -> NotebookExistsError:
     return NotebookExistsError(text("notebooks.exists", name=name, slug=slug, phase=phase))
 
 
+def _relaunchable(existing: dict[str, Any], user: User) -> bool:
+    """A stopped notebook (e.g. by the idle culler) is started again by its owner's launch."""
+    spec = existing.get("spec") or {}
+    deleting = (existing.get("metadata") or {}).get("deletionTimestamp") is not None
+    return bool(spec.get("stopped")) and spec.get("owner") == user.subject and not deleting
+
+
 def launch(
     session: Session,
     cluster: TenantCluster | None,
@@ -203,7 +215,7 @@ def launch(
     namespace = namespace_for(tenant.slug)
     lock_tenant(session, tenant.id)
     existing = store.get(namespace, body.name)
-    if existing is not None:
+    if existing is not None and not _relaunchable(existing, user):
         raise _exists(existing, body.name, tenant.slug)
     claims = store.claims_gib(namespace)
     used = quota.in_use(store.pods(namespace), notebook_uses(store.notebooks(namespace)), claims)
@@ -235,10 +247,14 @@ def launch(
             "cpu": profile.cpu,
             "memory_gib": profile.memory_gib,
             "storage_gib": profile.storage_gib,
+            "restarted": existing is not None,
         },
     )
     session.flush()
-    created = store.create(manifest, slug=tenant.slug)
+    if existing is not None:
+        created = store.replace_spec(existing, manifest["spec"])
+    else:
+        created = store.create(manifest, slug=tenant.slug)
     return notebook_out(created, tenant.slug)
 
 
@@ -281,6 +297,8 @@ def stop(session: Session, cluster: TenantCluster | None, caller: TenantCaller, 
                 owner=spec.get("ownerName") or owner or "?",
             )
         )
+    if (raw.get("metadata") or {}).get("deletionTimestamp"):
+        return  # already being stopped: nothing more to do, nothing more to audit
     record(
         session,
         Actor.of(caller.user),

@@ -27,7 +27,7 @@ from controlplane.notebooks.quota import (
     Requests,
     effective_pod_requests,
 )
-from tenants.notebook import NOTEBOOK_LABEL, PLURAL, NotebookSpec
+from tenants.notebook import NOTEBOOK_LABEL, PLURAL, NotebookSpec, tenant_of
 from tenants.resource import GROUP, VERSION
 
 _FINISHED = {"Succeeded", "Failed"}
@@ -139,6 +139,40 @@ class NotebookStore:
 
         return _call(f"create Notebook {namespace}/{name}", create)
 
+    def replace_spec(self, existing: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+        """Give a Notebook a whole new spec (a stopped one started again).
+
+        A JSON merge patch (keys the new spec lacks are set to null, so nothing of the old
+        profile is left), not a replace: the operators annotate Notebooks all the time, and a
+        replace would lose to them on resourceVersion.
+        """
+        meta = existing["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        old = existing.get("spec") or {}
+        patch = {"spec": {**dict.fromkeys(old), **spec}}
+
+        def replace() -> dict[str, Any]:
+            try:
+                raw: Any = self.custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURAL,
+                    name,
+                    patch,
+                    _content_type="application/merge-patch+json",
+                    _request_timeout=self.timeout,
+                )
+            except ApiException as exc:
+                if exc.status == 404:  # deleted since we read it
+                    raise NotebookExistsError(
+                        text("notebooks.changed", name=name, slug=tenant_of(namespace))
+                    ) from exc
+                raise
+            return dict(raw)
+
+        return _call(f"restart Notebook {namespace}/{name}", replace)
+
     def delete(self, namespace: str, name: str) -> bool:
         """Delete a Notebook (its pod, service and token go with it; the home volume stays)."""
 
@@ -220,6 +254,8 @@ def notebook_uses(notebooks: list[dict[str, Any]]) -> list[NotebookUse]:
     """Notebook resources as quota sees them (ones with a spec we cannot read are skipped)."""
     uses = []
     for raw in notebooks:
+        if (raw.get("metadata") or {}).get("deletionTimestamp"):
+            continue  # going away: its pod (while it lasts) is counted as a pod
         try:
             spec = NotebookSpec.model_validate(raw.get("spec") or {})
         except ValueError:
