@@ -46,6 +46,8 @@ APPROVE_FIELDS: dict[tuple[str, ...], str] = {
 _BY_TYPE = {
     "missing": N_("Fill in this field."),
     "string_too_short": N_("Fill in this field."),
+    "too_short": N_("Fill in this field."),
+    "too_long": N_("Use at most {max_length} characters."),
     "string_too_long": N_("Use at most {max_length} characters."),
     "int_parsing": N_("Enter a whole number."),
     "int_type": N_("Enter a whole number."),
@@ -90,7 +92,7 @@ def translate_validation(
         loc = tuple(str(part) for part in error.get("loc", ()))
         name = paths.get(loc) or paths.get(loc[:1]) or ""
         kind = str(error.get("type", ""))
-        if kind in {"value_error", "string_pattern_mismatch"} and name in _BY_FIELD:
+        if name == "organisation_number" or (kind == "value_error" and name in _BY_FIELD):
             template = _BY_FIELD[name]
         else:
             template = _BY_TYPE.get(kind, FALLBACK)

@@ -216,6 +216,7 @@ def environment() -> Environment:
     # placeholders only satisfy the extension.
     env.install_null_translations(newstyle=False)  # type: ignore[attr-defined]
     env.filters["quota_of"] = Quota.model_validate
+    env.filters["pairs"] = lambda values: [(value, value) for value in values]
     return env
 
 
