@@ -25,9 +25,9 @@ HOUR = 3600.0
 DAY = 86400.0
 
 
-def prices(
-    price_list_id: int, effective_from: date, gpu: str, cpu: str, memory: str, storage: str
-) -> Prices:
+def prices(price_list_id: int, effective_from: date, *prices_sek: str) -> Prices:
+    """SEK per GPU-hour (A100), CPU core-hour, memory GiB-hour and storage GiB-month."""
+    gpu, cpu, memory, storage = prices_sek
     return Prices(
         id=price_list_id,
         effective_from=effective_from,
