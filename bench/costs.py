@@ -1,0 +1,452 @@
+"""Benchmark: the monthly cost report for all agencies at 1 000 tenants and 10 million intervals.
+
+Usage: ``.venv/bin/python bench/costs.py [--tenants 1000] [--agencies 100] [--rows 10000000]
+[--runs 30] [--month 2026-10]``
+
+The run starts a throwaway PostgreSQL cluster (as ``tests/fixtures/database.py`` does), migrates
+it, inserts ``--agencies`` agencies and ``--tenants`` tenants, bulk-loads ``--rows`` raw pod
+intervals into ``usage_intervals`` with ``COPY`` (pods of 5 minutes to 10 hours, about 60 % with
+1–4 GPUs of one of three models, spread over the month and a day either side; plus two volumes
+per tenant in ``storage_intervals``), and rolls them up into ``usage_daily`` with one set-based
+SQL statement that splits every interval at the local midnights of the report time zone (the
+same rule as the metering fold, ``controlplane.metering.days.split_by_day``). Two price lists
+apply, one changing mid-month, so the report prices two periods.
+
+It then measures the report for all agencies (goal: ≤ 200 ms), ``--runs`` times each after
+three warm-up calls:
+- the service function ``controlplane.costs.service.cost_report`` in this process;
+- ``GET /api/v1/reports/costs?month=…`` (JSON and CSV) on the control plane served by uvicorn
+  in its own process, one keep-alive connection, a platform-admin token from a local issuer.
+p50/p95 are printed with the machine's load average (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402 - after the path set-up that makes the repo importable
+from sqlalchemy import insert, text  # noqa: E402
+
+from controlplane import migrate  # noqa: E402
+from controlplane.costs import service  # noqa: E402
+from controlplane.costs.pricing import Month  # noqa: E402
+from controlplane.database import Database  # noqa: E402
+from controlplane.models import Agency, SandboxRequest, Tenant  # noqa: E402
+from infra.process import free_port  # noqa: E402
+
+TZ = "Europe/Stockholm"
+GPU_MODELS = ("NVIDIA-A100-SXM4-80GB", "NVIDIA-L4", "NVIDIA-H100-80GB-HBM3")
+CHUNK_ROWS = 100_000
+
+ROLLUP = """
+INSERT INTO usage_daily (tenant_id, day, gpu_model, gpu_seconds, cpu_core_seconds,
+                         memory_gib_seconds, storage_gib_seconds)
+SELECT tenant_id, day, gpu_model, sum(gpu), sum(cpu), sum(memory), sum(storage)
+FROM (
+    SELECT u.tenant_id, d::date AS day, u.gpu_model,
+           u.gpus * s.seconds AS gpu, u.cpu_cores * s.seconds AS cpu,
+           u.memory_gib * s.seconds AS memory, 0.0 AS storage
+    FROM usage_intervals u
+    CROSS JOIN LATERAL generate_series(
+        date_trunc('day', u.started_at AT TIME ZONE :tz),
+        date_trunc('day', u.ended_at AT TIME ZONE :tz),
+        interval '1 day') AS d
+    CROSS JOIN LATERAL (SELECT extract(epoch FROM
+        least(u.ended_at, (d + interval '1 day') AT TIME ZONE :tz)
+        - greatest(u.started_at, d AT TIME ZONE :tz))::float8 AS seconds) AS s
+    WHERE s.seconds > 0
+    UNION ALL
+    SELECT v.tenant_id, d::date, '', 0.0, 0.0, 0.0, v.size_gib * s.seconds
+    FROM storage_intervals v
+    CROSS JOIN LATERAL generate_series(
+        date_trunc('day', v.started_at AT TIME ZONE :tz),
+        date_trunc('day', v.ended_at AT TIME ZONE :tz),
+        interval '1 day') AS d
+    CROSS JOIN LATERAL (SELECT extract(epoch FROM
+        least(v.ended_at, (d + interval '1 day') AT TIME ZONE :tz)
+        - greatest(v.started_at, d AT TIME ZONE :tz))::float8 AS seconds) AS s
+    WHERE s.seconds > 0
+) pieces
+GROUP BY tenant_id, day, gpu_model
+"""
+
+
+def _organisation_numbers(count: int) -> list[str]:
+    from stdnum import luhn  # noqa: PLC0415 - only the seeding needs it
+
+    numbers = []
+    for n in range(count):
+        head = f"2121{n:05d}"
+        numbers.append(head + luhn.calc_check_digit(head))
+    return numbers
+
+
+def seed_tenants(database: Database, tenants: int, agencies: int) -> list[int]:
+    """Agencies, approved requests and ready tenants, inserted directly; returns tenant ids."""
+    numbers = _organisation_numbers(agencies)
+    now = datetime.now(UTC)
+    with database.session() as session:
+        agency_ids = list(
+            session.scalars(
+                insert(Agency).returning(Agency.id),
+                [
+                    {
+                        "organisation_number": number,
+                        "name": f"Bench kommun {n:03d}",
+                        "kind": "municipality",
+                        "created_at": now,
+                    }
+                    for n, number in enumerate(numbers)
+                ],
+            )
+        )
+        request_ids = list(
+            session.scalars(
+                insert(SandboxRequest).returning(SandboxRequest.id),
+                [
+                    {
+                        "name": f"bench-{n:04d}",
+                        "agency_id": agency_ids[n % agencies],
+                        "requester_subject": "bench",
+                        "requester_name": "Bench",
+                        "purpose": "Benchmark tenant.",
+                        "legal_basis": "Synthetic data.",
+                        "data_classification": "open",
+                        "ai_act_risk": "minimal",
+                        "requested_quota": {},
+                        "end_date": date(2030, 1, 1),
+                        "status": "approved",
+                        "created_at": now,
+                    }
+                    for n in range(tenants)
+                ],
+            )
+        )
+        tenant_ids = list(
+            session.scalars(
+                insert(Tenant).returning(Tenant.id),
+                [
+                    {
+                        "slug": f"bench-{n:04d}",
+                        "request_id": request_ids[n],
+                        "agency_id": agency_ids[n % agencies],
+                        "status": "ready",
+                        "gpus": 8,
+                        "gpu_model": GPU_MODELS[n % len(GPU_MODELS)],
+                        "cpu": 64,
+                        "memory_gib": 256,
+                        "storage_gib": 1000,
+                        "expires_on": date(2030, 1, 1),
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for n in range(tenants)
+                ],
+            )
+        )
+        session.commit()
+    return tenant_ids
+
+
+def _interval_lines(
+    tenant_ids: list[int], rows: int, first: datetime, span_seconds: int, seed: int
+) -> Iterator[str]:
+    rng = random.Random(seed)
+    randrange, choice = rng.randrange, rng.choice
+    tenants = [(tenant_id, f"t-bench-{n:04d}") for n, tenant_id in enumerate(tenant_ids)]
+    base = first.timestamp()
+    for n in range(rows):
+        tenant_id, namespace = tenants[n % len(tenants)]
+        start = base + randrange(span_seconds)
+        end = start + randrange(300, 36_000)
+        if randrange(10) < 6:
+            model, gpus = choice(GPU_MODELS), randrange(1, 5)
+        else:
+            model, gpus = "", 0
+        started = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d %H:%M:%S+00")
+        ended = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%d %H:%M:%S+00")
+        yield (
+            f"pod-{n:012x}\t{tenant_id}\t{namespace}\tjob-{n}\tnode-{n % 64}\t{model}\t{gpus}\t"
+            f"{randrange(1, 33)}\t{randrange(1, 129)}\t{started}\t{ended}\tfinished\t{ended}\t"
+            f"{ended}\n"
+        )
+
+
+def load_intervals(
+    url: str, tenant_ids: list[int], rows: int, month: Month, seed: int
+) -> tuple[float, float]:
+    """COPY ``rows`` pod intervals and two volumes per tenant; returns (load s, index s)."""
+    zone = ZoneInfo(TZ)
+    first = datetime.combine(month.first_day - timedelta(days=1), datetime.min.time(), zone)
+    span = int(
+        (
+            datetime.combine(month.last_day + timedelta(days=1), datetime.min.time(), zone) - first
+        ).total_seconds()
+    )
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    started = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        # Bulk-load practice: build the secondary indexes after the data, not row by row.
+        connection.execute("ALTER TABLE usage_intervals DROP CONSTRAINT uq_usage_intervals_pod_uid")
+        connection.execute("DROP INDEX ix_usage_intervals_tenant_started")
+        connection.execute("DROP INDEX ix_usage_intervals_ended_at")
+        columns = (
+            "pod_uid, tenant_id, namespace, pod_name, node_name, gpu_model, gpus, cpu_cores, "
+            "memory_gib, started_at, ended_at, end_source, last_seen_at, rolled_up_to"
+        )
+        with connection.cursor() as cursor:
+            with cursor.copy(f"COPY usage_intervals ({columns}) FROM STDIN") as copy:
+                buffer: list[str] = []
+                for line in _interval_lines(tenant_ids, rows, first, span, seed):
+                    buffer.append(line)
+                    if len(buffer) >= CHUNK_ROWS:
+                        copy.write("".join(buffer).encode())
+                        buffer.clear()
+                if buffer:
+                    copy.write("".join(buffer).encode())
+            month_start = datetime.combine(month.first_day, datetime.min.time(), zone)
+            month_end = datetime.combine(month.next().first_day, datetime.min.time(), zone)
+            with cursor.copy(
+                "COPY storage_intervals (pvc_uid, tenant_id, namespace, name, size_gib, "
+                "started_at, ended_at, last_seen_at) FROM STDIN"
+            ) as copy:
+                for n, tenant_id in enumerate(tenant_ids):
+                    for k, size in enumerate((10, 100)):
+                        copy.write_row(
+                            (
+                                f"pvc-{n}-{k}",
+                                tenant_id,
+                                f"t-bench-{n:04d}",
+                                f"home-{k}",
+                                size,
+                                month_start,
+                                month_end,
+                                month_end,
+                            )
+                        )
+        loaded = time.perf_counter() - started
+        started = time.perf_counter()
+        connection.execute(
+            "ALTER TABLE usage_intervals ADD CONSTRAINT uq_usage_intervals_pod_uid UNIQUE (pod_uid)"
+        )
+        connection.execute(
+            "CREATE INDEX ix_usage_intervals_tenant_started ON usage_intervals "
+            "(tenant_id, started_at)"
+        )
+        connection.execute("CREATE INDEX ix_usage_intervals_ended_at ON usage_intervals (ended_at)")
+        connection.execute("ANALYZE usage_intervals")
+        connection.execute("ANALYZE storage_intervals")
+    return loaded, time.perf_counter() - started
+
+
+def roll_up(database: Database) -> tuple[float, int]:
+    started = time.perf_counter()
+    with database.session() as session:
+        session.execute(text(ROLLUP), {"tz": TZ})
+        session.commit()
+        count = session.scalar(text("SELECT count(*) FROM usage_daily")) or 0
+        session.execute(text("ANALYZE usage_daily"))
+        session.commit()
+    return time.perf_counter() - started, int(count)
+
+
+def add_price_lists(database: Database, month: Month) -> None:
+    from controlplane.audit.service import Actor  # noqa: PLC0415
+    from controlplane.costs.schemas import PriceListIn  # noqa: PLC0415
+
+    versions = [
+        (month.first_day - timedelta(days=20), ("45.00", "12.00", "80.00"), "0.50", "0.05", "3.00"),
+        (month.first_day + timedelta(days=15), ("50.00", "15.00", "90.00"), "0.60", "0.10", "6.00"),
+    ]
+    with database.session() as session:
+        for effective_from, gpu, cpu, memory, storage in versions:
+            body = PriceListIn.model_validate(
+                {
+                    "effective_from": effective_from,
+                    "gpu_hour_sek": dict(zip(GPU_MODELS, gpu, strict=True)),
+                    "cpu_core_hour_sek": cpu,
+                    "memory_gib_hour_sek": memory,
+                    "storage_gib_month_sek": storage,
+                }
+            )
+            service.create_price_list(
+                session, Actor("bench"), body, effective_from - timedelta(days=1)
+            )
+        session.commit()
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "runs": len(ordered),
+        "p50_ms": round(statistics.median(ordered) * 1000, 1),
+        "p95_ms": round(ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000, 1),
+        "min_ms": round(ordered[0] * 1000, 1),
+        "max_ms": round(ordered[-1] * 1000, 1),
+    }
+
+
+def _time(call: Callable[[], Any], runs: int) -> list[float]:
+    for _ in range(3):
+        call()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def _serve(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "uvicorn", "controlplane.app:create_app", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
+
+
+def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"control plane exited with {process.returncode}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)  # polling a port that is not open yet; nothing to wait on instead
+    raise RuntimeError("control plane did not become ready")
+
+
+def measure_http(url: str, month: Month, runs: int) -> dict[str, Any]:
+    from tests.fixtures.tokens import ADMIN, start_issuer  # noqa: PLC0415 - dev tooling only
+
+    issuer, issuer_server = start_issuer()
+    token = issuer.mint(ADMIN, expires_in=3600)
+    port = free_port()
+    server = _serve(
+        port,
+        {
+            "SANDLADA_DATABASE_URL": url,
+            "SANDLADA_OIDC_ISSUER": issuer.url,
+            "SANDLADA_ENVIRONMENT": "test",
+            "SANDLADA_LOG_JSON": "true",
+            "SANDLADA_BUDGET_EVALUATION_SECONDS": "0",
+        },
+    )
+    results: dict[str, Any] = {}
+    try:
+        _wait_ready(port, server)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Authorization": f"Bearer {token}"}
+        for fmt in ("json", "csv"):
+            path = f"/api/v1/reports/costs?month={month}&format={fmt}"
+            sizes: list[int] = []
+
+            def get(path: str = path, sizes: list[int] = sizes) -> None:
+                connection.request("GET", path, headers=headers)
+                response = connection.getresponse()
+                body = response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{path}: {response.status} {body[:300]!r}")
+                sizes.append(len(body))
+
+            results[fmt] = {**_percentiles(_time(get, runs)), "response_bytes": sizes[-1]}
+        connection.close()
+    finally:
+        server.terminate()
+        server.wait(30)
+        issuer_server.shutdown()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--agencies", type=int, default=100)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--month", default="2026-10")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    month = Month.parse(args.month)
+
+    from tests.fixtures.database import start_postgres, stop_postgres  # noqa: PLC0415
+
+    cluster = start_postgres()
+    try:
+        cluster.admin_sql("CREATE DATABASE bench")
+        url = cluster.url("bench")
+        migrate.upgrade(url)
+        database = Database.from_url(url)
+        t0 = time.perf_counter()
+        tenant_ids = seed_tenants(database, args.tenants, args.agencies)
+        add_price_lists(database, month)
+        print(f"seeded {len(tenant_ids)} tenants in {time.perf_counter() - t0:.1f}s", flush=True)
+        loaded, indexed = load_intervals(url, tenant_ids, args.rows, month, args.seed)
+        print(f"COPY {args.rows} intervals in {loaded:.1f}s, indexes {indexed:.1f}s", flush=True)
+        rolled, daily_rows = roll_up(database)
+        print(f"rolled up to {daily_rows} usage_daily rows in {rolled:.1f}s", flush=True)
+
+        def report() -> None:
+            with database.session() as session:
+                service.cost_report(session, month, TZ)
+
+        with database.session() as session:
+            sample = service.cost_report(session, month, TZ)
+        function = _percentiles(_time(report, args.runs))
+        print(f"service function: {function}", flush=True)
+        over_http = measure_http(url, month, args.runs)
+        print(f"HTTP: {over_http}", flush=True)
+        database.dispose()
+        summary = {
+            "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, "
+            f"load average {os.getloadavg()[0]:.1f}, Python {platform.python_version()}",
+            "postgresql_bindir": str(cluster.bindir),
+            "tenants": len(tenant_ids),
+            "agencies": args.agencies,
+            "usage_intervals": args.rows,
+            "usage_daily_rows": daily_rows,
+            "month": str(month),
+            "report": {
+                "agencies": len(sample.agencies),
+                "tenant_lines": sum(len(a.tenants) for a in sample.agencies),
+                "price_periods": len(sample.price_lists),
+                "total_sek": str(sample.total_sek),
+            },
+            "setup_seconds": {
+                "copy": round(loaded, 1),
+                "indexes": round(indexed, 1),
+                "rollup": round(rolled, 1),
+            },
+            "service_function": function,
+            "http": over_http,
+            "goal_ms": 200,
+        }
+        print(json.dumps(summary, indent=2))
+    finally:
+        stop_postgres(cluster)
+
+
+if __name__ == "__main__":
+    main()
