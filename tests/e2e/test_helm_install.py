@@ -60,6 +60,7 @@ class JobWatch:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._stopping = threading.Event()
         self._resource_version = ""
+        self.error: Exception | None = None
 
     def _run(self) -> None:
         try:
@@ -75,8 +76,9 @@ class JobWatch:
                 # hook-succeeded policy is still counted.
                 if (job.status.succeeded or 0) >= 1:
                     self.succeeded.add(job.metadata.uid)
-        except (urllib3.exceptions.HTTPError, OSError):
+        except (urllib3.exceptions.HTTPError, OSError, ApiException) as exc:
             if not self._stopping.is_set():
+                self.error = exc
                 raise
 
     def __enter__(self) -> JobWatch:
@@ -135,7 +137,12 @@ def _install(release: Release) -> None:
         release.install_output = release.helm(
             "install", release.name, str(CHART), "--wait", "--timeout", "4m"
         )
-        wait_until(lambda: jobs.succeeded, timeout=30, what="the migration Job to succeed")
+        wait_until(
+            lambda: jobs.succeeded or jobs.error,
+            timeout=30,
+            what="the migration Job to succeed",
+        )
+        assert jobs.error is None, f"the Job watch failed: {jobs.error!r}"
     release.migrations_at_install = len(jobs.succeeded)
 
 
@@ -177,17 +184,24 @@ def test_install_upgrade_uninstall(release: Release) -> None:
     batch: Any = client.BatchV1Api(release.api)
     control_plane = f"{release.name}-sandlada-controlplane"
     operator = f"{release.name}-sandlada-operator"
+    metering = f"{release.name}-sandlada-metering"
 
     _install(release)
     assert "STATUS: deployed" in release.install_output
     assert release.migrations_at_install == 1
     for crd in CRDS:
         assert _crd_established(ext, crd), crd
-    # --wait already waited; read back what it waited for.
-    assert _available(apps, release.namespace, control_plane, 1)
-    assert _available(apps, release.namespace, operator, 1)
+    # --wait already waited for readiness; availability (minReadySeconds 0) follows at once.
+    wait_until(
+        lambda: all(
+            _available(apps, release.namespace, name, 1)
+            for name in (control_plane, operator, metering)
+        ),
+        timeout=30,
+        what="the three Deployments available",
+    )
     pods = core.list_namespaced_pod(release.namespace).items
-    assert {pod.spec.service_account_name for pod in pods} == {control_plane, operator}
+    assert {pod.spec.service_account_name for pod in pods} == {control_plane, operator, metering}
     assert all(pod.spec.security_context.run_as_non_root for pod in pods)
     assert core.read_namespaced_service(control_plane, release.namespace).spec.ports[0].port == 80
     assert not apps.list_namespaced_stateful_set(release.namespace).items
@@ -209,8 +223,18 @@ def test_install_upgrade_uninstall(release: Release) -> None:
             "--set",
             "controlPlane.env.SANDLADA_TENANT_RETENTION_DAYS=7",
         )
-        wait_until(lambda: jobs.succeeded, timeout=30, what="the upgrade's migration Job")
-    assert _available(apps, release.namespace, control_plane, 2)
+        wait_until(
+            lambda: jobs.succeeded or jobs.error,
+            timeout=30,
+            what="the upgrade's migration Job",
+        )
+        assert jobs.error is None, f"the Job watch failed: {jobs.error!r}"
+    # helm returns once the new ReplicaSet is ready; the old one's pod may still be going.
+    wait_until(
+        lambda: _available(apps, release.namespace, control_plane, 2),
+        timeout=60,
+        what="2 available control-plane pods, all updated",
+    )
     deployment = apps.read_namespaced_deployment(control_plane, release.namespace)
     assert deployment.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
     env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env}
@@ -219,6 +243,15 @@ def test_install_upgrade_uninstall(release: Release) -> None:
     assert len(replica_sets) == 2
     new_rs = next(rs for rs in replica_sets if rs.metadata.uid != control_rs.metadata.uid)
     assert new_rs.status.ready_replicas == 2
+    wait_until(
+        lambda: all(
+            (rs.status.replicas or 0) == 0
+            for rs in _replica_sets(apps, release.namespace, "controlplane")
+            if rs.metadata.uid == control_rs.metadata.uid
+        ),
+        timeout=60,
+        what="the old control-plane ReplicaSet scaled to 0",
+    )
     operator_deployment = apps.read_namespaced_deployment(operator, release.namespace)
     assert operator_deployment.metadata.annotations["deployment.kubernetes.io/revision"] == "1"
     history = release.helm("history", release.name, "--output", "json")
@@ -441,11 +474,24 @@ def test_control_plane_service_account_manages_tenants_only(installed: Release) 
         ("delete", "sandlada.se", "tenants"),
         ("create", "sandlada.se", "notebooks"),
         ("update", "sandlada.se", "notebooks"),
+        ("list", "", "pods"),
+        ("list", "", "persistentvolumeclaims"),
+        ("get", "", "resourcequotas"),
+    ]:
+        assert _allowed(installed, "controlplane", verb, group, resource), (verb, resource)
+    # The metering collector reads, and only reads, pods, claims and nodes.
+    for verb, group, resource in [
         ("watch", "", "pods"),
         ("watch", "", "persistentvolumeclaims"),
         ("get", "", "nodes"),
     ]:
-        assert _allowed(installed, "controlplane", verb, group, resource), (verb, resource)
+        assert _allowed(installed, "metering", verb, group, resource), (verb, resource)
+    for verb, group, resource in [
+        ("delete", "", "pods"),
+        ("get", "", "secrets"),
+        ("get", "sandlada.se", "tenants"),
+    ]:
+        assert not _allowed(installed, "metering", verb, group, resource), (verb, resource)
     for verb, group, resource in [
         ("patch", "sandlada.se", "tenants/status"),
         ("get", "", "secrets"),
