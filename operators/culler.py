@@ -30,6 +30,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from operators.config import OperatorConfig
 from operators.storage import api_client_from_environment
 from tenants.notebook import KIND, PLURAL, StopReason, token_secret_name
 from tenants.resource import GROUP, VERSION
@@ -367,8 +368,10 @@ def _running(spec: kopf.Spec, **_: Any) -> bool:
 @kopf.on.startup()
 def start_culler(*, memo: kopf.Memo, **_: Any) -> None:
     """The culler's own API client and HTTP client in ``memo``."""
+    # One connection per kopf worker thread, as the other handlers size theirs.
+    pool = OperatorConfig().workers + 4
     memo["culler"] = Culler(
-        api_client_from_environment(pool_size=8), http_timeout=_CONFIG.http_timeout_seconds
+        api_client_from_environment(pool_size=pool), http_timeout=_CONFIG.http_timeout_seconds
     )
 
 
