@@ -3,7 +3,7 @@
 Usage: ``.venv/bin/python bench/helm_install.py [--rounds 5]``
 
 Each round makes a namespace enforcing Pod Security ``restricted`` with the three Secrets the chart
-reads, then times ``helm install --wait`` (migration hook Job complete, CRDs present, both
+reads, then times ``helm install --wait`` (migration hook Job complete, CRDs present, all
 Deployments available), ``helm upgrade --wait --set controlPlane.replicas=2`` (hook Job again,
 control plane rolled to two available pods) and ``helm uninstall --wait``, and deletes the
 namespace. Needs the running local cluster (``sandlada dev cluster up``) and the helm binary
