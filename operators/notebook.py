@@ -484,7 +484,7 @@ async def _recreate(
             logger.warning("could not recreate the pod of %s/%s: %s", namespace, name, exc)
             return
         patch = status_patch(
-            notebook.status,
+            storage.last_status(namespace, name) or notebook.status,
             phase=NotebookPhase.FAILED,
             ready=False,
             reason=_rejection_reason(exc),
@@ -508,7 +508,10 @@ async def pod_event(
     namespace = str(metadata.get("namespace"))
     name = str((metadata.get("labels") or {}).get(NOTEBOOK_LABEL, ""))
     notebook = next(iter(notebooks_by_key.get((namespace, name), [])), None)
-    if notebook is None or notebook.deleting or notebook.spec is None:
+    if notebook is None:
+        _storage(memo).forget(namespace, name)
+        return
+    if notebook.deleting or notebook.spec is None:
         return
     if metadata.get("name") != service_name(name):
         return
@@ -527,9 +530,11 @@ async def pod_event(
         return
     if notebook.spec.stopped:
         return
+    # Our own last write is fresher than kopf's index, which lags behind it.
+    previous = storage.last_status(namespace, name) or notebook.status
     view = view_of_pod(dict(body))
     patch = status_patch(
-        notebook.status,
+        previous,
         phase=view.phase,
         ready=view.ready,
         reason=view.reason,
@@ -537,7 +542,7 @@ async def pod_event(
         now=_now(),
         extra={"startedAt": view.started_at} if view.started_at else None,
     )
-    if not status_changes(notebook.status, patch):
+    if not status_changes(previous, patch):
         return
     try:
         await asyncio.to_thread(storage.patch_status, namespace, name, patch)

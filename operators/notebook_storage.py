@@ -7,6 +7,7 @@ Objects come and go as plain dicts (the API's JSON), so the pure status logic in
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -40,8 +41,11 @@ def call_api(what: str, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except ApiException as exc:
+        message = _api_message(exc)
+        # A namespace the Tenant operator is still filling has no ServiceAccount "notebook" yet.
+        missing_account = exc.status == 403 and "error looking up service account" in message
         raise KubernetesError(
-            _api_message(exc), status=exc.status, transient=exc.status in _TRANSIENT
+            message, status=exc.status, transient=exc.status in _TRANSIENT or missing_account
         ) from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise KubernetesError(f"{what}: {exc}", status=None, transient=True) from exc
@@ -54,6 +58,19 @@ class NotebookStorage:
         self._api = api_client
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
+        self._written: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def last_status(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The status as this process last wrote it (merged), or None."""
+        with self._lock:
+            written = self._written.get((namespace, name))
+            return dict(written) if written is not None else None
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop what `last_status` remembers of a notebook that is gone."""
+        with self._lock:
+            self._written.pop((namespace, name), None)
 
     def _dict(self, obj: object) -> dict[str, Any]:
         result: dict[str, Any] = self._api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
@@ -160,7 +177,16 @@ class NotebookStorage:
         return True
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge ``status`` into the Notebook's status subresource (gone: nothing to do)."""
+        """Merge ``status`` into the Notebook's status subresource (gone: nothing to do).
+
+        What was written is remembered (`last_status`): kopf's index of Notebooks lags behind
+        our own writes, and comparing with a stale index would skip a needed write.
+        """
+        with self._lock:
+            self._written[(namespace, name)] = {
+                **self._written.get((namespace, name), {}),
+                **status,
+            }
         try:
             call_api(
                 f"patch status of notebook {namespace}/{name}",
