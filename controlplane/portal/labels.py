@@ -50,3 +50,14 @@ ERROR_TITLES = {
     422: N_("Check what you entered"),
     503: N_("A service is not available"),
 }
+NOTEBOOK_PHASES = {
+    "Pending": N_("Starting"),
+    "Running": N_("Running"),
+    "Stopped": N_("Stopped"),
+    "Failed": N_("Failed"),
+}
+STOP_REASONS = {
+    "idle": N_("Stopped after being idle"),
+    "max-age": N_("Stopped at its maximum age"),
+    "user": N_("Stopped by a person"),
+}

@@ -8,7 +8,8 @@ POST rolls the request's session back before rendering, so nothing half-done is 
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -21,6 +22,8 @@ from sqlalchemy.orm import Session
 from controlplane.audit import service as audit
 from controlplane.auth.dependencies import TenantCaller
 from controlplane.capacity import service as capacity
+from controlplane.costs import service as costs
+from controlplane.costs.pricing import Month
 from controlplane.database import SessionDep
 from controlplane.errors import (
     CapacityExceededError,
@@ -40,7 +43,9 @@ from controlplane.models import (
     RequestStatus,
     SandboxRequest,
 )
-from controlplane.portal import labels
+from controlplane.notebooks import service as notebooks
+from controlplane.notebooks.schemas import NotebookIn, NotebookOut
+from controlplane.portal import labels, usage
 from controlplane.portal.forms import (
     APPROVE_FIELDS,
     REQUEST_FIELDS,
@@ -60,6 +65,9 @@ from controlplane.portal.web import (
     SignedIn,
     Viewer,
     checked_form,
+    error_text,
+    finish,
+    language_of,
     portal_state,
     redirect,
     refresh_viewer,
@@ -70,7 +78,9 @@ from controlplane.requests.schemas import ApproveIn, RejectIn, SandboxRequestIn
 from controlplane.schemas import MAX_ID
 from controlplane.tenancy import lifecycle
 from controlplane.tenancy import service as tenancy
+from tenants.catalog import Catalog, load_catalog
 from tenants.names import namespace_for
+from tenants.notebook import NAME_MAX_LENGTH
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 root_router = APIRouter(include_in_schema=False)
@@ -85,6 +95,8 @@ ENUMS: dict[str, Any] = {
     "request_statuses": {s.value: labels.REQUEST_STATUSES[s] for s in RequestStatus},
     "tenant_statuses": {s.value: v for s, v in labels.TENANT_STATUSES.items()},
     "roles": labels.ROLES,
+    "notebook_phases": labels.NOTEBOOK_PHASES,
+    "stop_reasons": labels.STOP_REASONS,
 }
 
 
@@ -501,7 +513,14 @@ def _tenant_context(session: Session, request: Request, viewer: Viewer, slug: st
         except ServiceUnavailableError as exc:
             members_error = exc.detail
     settings = portal_state(request).settings
+    notebook_context: dict[str, Any] = {}
+    profiles = []
+    if is_member:
+        notebook_context = _notebook_context(request, caller)
+        profiles = notebooks.list_profiles(_catalog(request), caller)
     return {
+        **notebook_context,
+        "profiles": profiles,
         "tenant": tenancy.tenant_out(tenant),
         "cluster": lifecycle.cluster_status(request.app.state.cluster, tenant),
         "is_member": is_member,
@@ -555,3 +574,230 @@ def audit_log(
 
 def login_url(next_path: str) -> str:
     return f"{PREFIX}/auth/login?next={quote(next_path)}"
+
+
+# --- notebooks ------------------------------------------------------------------------------
+
+
+def _catalog(request: Request) -> Catalog:
+    catalog: Catalog | None = getattr(request.app.state, "notebook_catalog", None)
+    return catalog if catalog is not None else load_catalog()
+
+
+async def _member(request: Request, session: Session, viewer: Viewer, slug: str) -> TenantCaller:
+    """The viewer as a member of the tenant (fresh claims once, if the token predates it)."""
+    tenant = await run_in_threadpool(tenancy.get_tenant, session, viewer.user, slug)
+    if not viewer.user.is_platform_admin and tenant.slug not in viewer.user.tenant_slugs():
+        viewer = await refresh_viewer(request, viewer)
+    if not viewer.user.is_platform_admin and tenant.slug not in viewer.user.tenant_slugs():
+        raise PermissionDeniedError(f"you are not a member of tenant {slug!r}")
+    return TenantCaller(viewer.user, tenant)
+
+
+def _notebook_context(request: Request, caller: TenantCaller) -> dict[str, Any]:
+    cluster = request.app.state.cluster
+    notebooks_error = None
+    items: list[NotebookOut] = []
+    try:
+        items = notebooks.list_notebooks(cluster, caller)
+    except SandladaError as exc:
+        notebooks_error = error_text(exc, language_of(request))
+    return {
+        "notebooks": sorted(items, key=lambda n: n.name),
+        "notebooks_error": notebooks_error,
+        "slug": caller.tenant.slug,
+        "viewer_subject": caller.user.subject,
+        "viewer_is_admin": caller.is_admin,
+    }
+
+
+@router.get("/tenants/{slug}/notebooks/status", name="portal_notebook_status")
+async def notebook_status(
+    request: Request, slug: Slug, session: SessionDep, viewer: SignedIn
+) -> Response:
+    """The notebooks table alone: the tenant page polls it for live status."""
+    caller = await _member(request, session, viewer, slug)
+    context = await run_in_threadpool(_notebook_context, request, caller)
+    return render(request, "notebooks_table.html", viewer, **context, **ENUMS)
+
+
+@router.post("/tenants/{slug}/notebooks", name="portal_launch")
+async def launch_notebook(
+    request: Request, slug: Slug, session: SessionDep, viewer: SignedIn, language: LanguageDep
+) -> Response:
+    form = await checked_form(request, viewer)
+    caller = await _member(request, session, viewer, slug)
+    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    errors = FormErrors()
+    try:
+        body = NotebookIn.model_validate(
+            {
+                "name": values.get("notebook_name", "").strip(),
+                "profile": values.get("profile", ""),
+            }
+        )
+        await run_in_threadpool(
+            notebooks.launch,
+            session,
+            request.app.state.cluster,
+            _catalog(request),
+            caller,
+            body,
+        )
+        return redirect(request, f"{PREFIX}/tenants/{slug}?launched={quote(body.name)}#notebooks")
+    except ValidationError as exc:
+        errors = translate_validation(
+            exc, {("name",): "notebook_name", ("profile",): "profile"}, language
+        )
+        if "notebook_name" in errors.fields and values.get("notebook_name"):
+            errors.fields["notebook_name"] = language.gettext(
+                N_(
+                    "Use lower-case letters a–z, digits and hyphens, starting with a letter "
+                    "(at most {max} characters)."
+                )
+            ).format(max=NAME_MAX_LENGTH)
+    except InvalidInputError as exc:
+        field = "profile" if exc.field == "profile" else "notebook_name"
+        errors.add(field, error_text(exc, language))
+    except SandladaError as exc:
+        errors.general.append(error_text(exc, language))
+    await run_in_threadpool(session.rollback)
+    context = await run_in_threadpool(_tenant_context, session, request, viewer, slug)
+    return render(
+        request,
+        "tenant.html",
+        viewer,
+        status_code=422 if errors.fields else 409,
+        launch_values=values,
+        launch_errors=errors,
+        **context,
+    )
+
+
+@router.post("/tenants/{slug}/notebooks/{name}/stop", name="portal_stop")
+async def stop_notebook(
+    request: Request,
+    slug: Slug,
+    name: Annotated[str, Path(min_length=1, max_length=NAME_MAX_LENGTH)],
+    session: SessionDep,
+    viewer: SignedIn,
+) -> Response:
+    await checked_form(request, viewer)
+    caller = await _member(request, session, viewer, slug)
+    await run_in_threadpool(notebooks.stop, session, request.app.state.cluster, caller, name)
+    return redirect(request, f"{PREFIX}/tenants/{slug}?stopped={quote(name)}#notebooks")
+
+
+# --- usage and costs ------------------------------------------------------------------------
+
+
+def _month(value: str | None, timezone: str) -> Month:
+    if not value:
+        return costs.current_month(timezone)
+    return Month.parse(value)
+
+
+MonthQuery = Annotated[str | None, Query(max_length=7, pattern=r"^\d{4}-\d{2}$")]
+
+
+@router.get("/tenants/{slug}/usage", name="portal_usage")
+def usage_page(
+    request: Request,
+    slug: Slug,
+    session: SessionDep,
+    viewer: SignedIn,
+    month: MonthQuery = None,
+) -> Response:
+    settings = portal_state(request).settings
+    tenant = tenancy.get_tenant(session, viewer.user, slug)
+    parsed = _month(month, settings.report_timezone)
+    days = usage.tenant_days(
+        session, tenant.id, parsed, settings.report_timezone, datetime.now(UTC)
+    )
+    return render(
+        request,
+        "usage.html",
+        viewer,
+        tenant=tenancy.tenant_out(tenant),
+        month=parsed,
+        previous=_previous(parsed),
+        next_month=parsed.next()
+        if parsed < costs.current_month(settings.report_timezone)
+        else None,
+        days=days,
+        chart=usage.bar_chart(days),
+        total=sum((d.cost_sek for d in days), Decimal(0)),
+    )
+
+
+def _next(month: Month, timezone: str) -> Month | None:
+    return month.next() if month < costs.current_month(timezone) else None
+
+
+def _previous(month: Month) -> Month:
+    return Month.of(month.first_day - timedelta(days=1))
+
+
+@router.get("/tenants/{slug}/usage.csv", name="portal_usage_csv")
+def usage_csv(
+    request: Request,
+    slug: Slug,
+    session: SessionDep,
+    viewer: SignedIn,
+    month: MonthQuery = None,
+) -> Response:
+    settings = portal_state(request).settings
+    tenant = tenancy.get_tenant(session, viewer.user, slug)
+    parsed = _month(month, settings.report_timezone)
+    days = usage.tenant_days(
+        session, tenant.id, parsed, settings.report_timezone, datetime.now(UTC)
+    )
+    return finish(
+        request,
+        Response(
+            usage.days_csv(tenant.slug, days),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="usage-{tenant.slug}-{parsed}.csv"'
+            },
+        ),
+    )
+
+
+@router.get("/costs", name="portal_costs")
+def costs_page(
+    request: Request, session: SessionDep, viewer: SignedIn, month: MonthQuery = None
+) -> Response:
+    settings = portal_state(request).settings
+    parsed = _month(month, settings.report_timezone)
+    scope = costs.report_scope(viewer.user, None)
+    report = costs.cost_report(session, parsed, settings.report_timezone, organisation_number=scope)
+    return render(
+        request,
+        "costs.html",
+        viewer,
+        report=report,
+        month=parsed,
+        previous=_previous(parsed),
+        next_month=parsed.next()
+        if parsed < costs.current_month(settings.report_timezone)
+        else None,
+    )
+
+
+@router.get("/costs.csv", name="portal_costs_csv")
+def costs_csv(
+    request: Request, session: SessionDep, viewer: SignedIn, month: MonthQuery = None
+) -> Response:
+    settings = portal_state(request).settings
+    parsed = _month(month, settings.report_timezone)
+    scope = costs.report_scope(viewer.user, None)
+    report = costs.cost_report(session, parsed, settings.report_timezone, organisation_number=scope)
+    return finish(
+        request,
+        Response(
+            costs.report_csv(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="costs-{parsed}.csv"'},
+        ),
+    )

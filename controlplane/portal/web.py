@@ -217,6 +217,9 @@ def environment() -> Environment:
     env.install_null_translations(newstyle=False)  # type: ignore[attr-defined]
     env.filters["quota_of"] = Quota.model_validate
     env.filters["pairs"] = lambda values: [(value, value) for value in values]
+    env.filters["profile_options"] = lambda profiles, lang: [
+        (p.slug, p.display_name.get(lang) or p.slug) for p in profiles
+    ]
     return env
 
 

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,10 @@ from controlplane.app import create_app
 from controlplane.audit.service import Actor
 from controlplane.capacity import service as capacity
 from controlplane.cluster.storage import connect
+from controlplane.costs import service as costs
 from controlplane.database import Database
+from controlplane.metering.collector import run_collector
+from controlplane.models.pricing import GpuPrice, PriceList
 from controlplane.settings import Settings
 from infra.keycloak.launcher import CONSOLE_ADMIN_PASSWORD, CONSOLE_ADMIN_USERNAME, KeycloakInfo
 from infra.keycloak.realm import PORTAL_CLIENT_ID
@@ -44,6 +48,7 @@ from operators.testing import OperatorProcess
 CHROMIUM = Path(os.environ.get("SANDLADA_CHROMIUM", "/usr/bin/chromium"))
 CACHE = Path(os.environ.get("SANDLADA_CACHE_DIR", Path.home() / ".cache" / "sandlada"))
 AXE = CACHE / "npm" / "node_modules" / "axe-core" / "axe.min.js"
+A100 = "NVIDIA-A100-SXM4-80GB"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "artifacts" / "portal"
 
 
@@ -145,7 +150,34 @@ def portal(
             session, Actor("test:portal"), kube.gpu_capacity(), settings.gpu_overcommit
         )
     kube.close()
+    with database.session(write=True) as session, session.begin():
+        # A price list in force since the first of the month, as an earlier month's admin would
+        # have created it (the API only accepts future ones). High prices, so seconds of
+        # notebook use cost whole kronor and the per-day plot has something to show.
+        session.add(
+            PriceList(
+                effective_from=costs.current_month(settings.report_timezone).first_day,
+                cpu_core_hour_sek=Decimal("3600.00"),
+                memory_gib_hour_sek=Decimal("36.00"),
+                storage_gib_month_sek=Decimal("1.00"),
+                note="portal browser tests",
+                created_by="test:portal",
+                gpu_prices=[
+                    GpuPrice(gpu_model="NVIDIA-A100-SXM4-80GB", gpu_hour_sek=Decimal("45"))
+                ],
+            )
+        )
     app = create_app(settings, database)
+    # The real metering collector (list + watch of pods and volumes) on the same database.
+    stop_collector = threading.Event()
+    collector = threading.Thread(
+        target=run_collector,
+        args=(url, cluster.kubeconfig, settings.report_timezone),
+        kwargs={"stop": stop_collector, "tick_seconds": 1.0},
+        name="portal-meter",
+        daemon=True,
+    )
+    collector.start()
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -160,6 +192,8 @@ def portal(
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        stop_collector.set()
+        collector.join(timeout=30)
         database.dispose()
 
 

@@ -7,10 +7,14 @@ checked with axe-core in both languages and photographed (var/artifacts/portal/)
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -241,6 +245,59 @@ def test_request_approve_and_the_sandbox_appears(  # noqa: PLR0917 - pytest fixt
         "href", "http://127.0.0.1:5000"
     )
     check_both(page, portal, shots, "tenant", "sv")
+
+    # A notebook server: launch, live status (the page polls; no reload), stop.
+    page.fill("#field-notebook_name", "Fel Namn")
+    page.get_by_role("button", name="Starta", exact=True).click()
+    expect(page.locator("#field-notebook_name")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#error-notebook_name")).to_contain_text("små bokstäver")
+    shots.check(page, "tenant-launch-error-sv")
+    page.fill("#field-notebook_name", "analys")
+    page.select_option("#field-profile", "cpu-small")
+    page.get_by_role("button", name="Starta", exact=True).click()
+    expect(page.locator("p.notice")).to_contain_text("analys")
+    expect(page.locator("#notebook-analys .tag")).to_have_text("Körs", timeout=90_000)
+    check_both(page, portal, shots, "tenant-notebook", "sv")
+
+    # Usage and costs of the running notebook: per-day plot, table and CSV.
+    page.get_by_role("link", name="Användning och kostnader").click()
+    usage_url = page.url
+
+    def costing() -> bool:
+        page.goto(usage_url)
+        return Decimal(page.locator("p.total").get_attribute("data-total") or "0") > 0
+
+    wait_for(costing, "the running notebook to cost something", timeout=90)
+    bars = page.locator("svg.chart rect.bar")
+    heights = [float(bars.nth(i).get_attribute("height") or 0) for i in range(bars.count())]
+    assert len(heights) >= 28 and max(heights) > 0 and min(heights) == 0
+    check_both(page, portal, shots, "usage", "sv")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Ladda ner som CSV").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text())))
+    assert {r["tenant"] for r in rows} == {slug}
+    assert sum(Decimal(r["cost_sek"]) for r in rows) > 0
+    assert any(Decimal(r["cpu_core_hours"]) > 0 for r in rows)
+
+    page.goto(f"{portal.url}/portal/tenants/{slug}")
+    page.get_by_role("button", name="Stoppa analys").click()
+    expect(page.locator("p.notice")).to_contain_text("har stoppats")
+    # Stopping deletes the Notebook resource (its home volume stays): the row shows Stopped
+    # while it goes, then leaves the list; the polling table follows either way.
+    expect(page.locator("#notebook-analys .tag", has_text="Körs")).to_have_count(0, timeout=60_000)
+
+    # The month's cost report (folded usage): the stopped notebook's interval is in it.
+    def reported() -> bool:
+        page.goto(portal.url + "/portal/costs")
+        return Decimal(page.locator("p.total").get_attribute("data-total") or "0") > 0
+
+    wait_for(reported, "the cost report to include the stopped notebook", timeout=90)
+    expect(page.get_by_role("link", name=slug)).to_be_visible()
+    check_both(page, portal, shots, "costs", "sv")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Ladda ner som CSV").click()
+    report_rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text())))
+    assert any(r["tenant"] == slug and Decimal(r["total_sek"]) > 0 for r in report_rows)
 
     # The audit log (platform admins only) shows the decisions.
     admin.get_by_role("link", name="Audit log").click()
