@@ -12,15 +12,28 @@ from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Row, and_, func, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Date,
+    Float,
+    and_,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from controlplane.models import StorageInterval, Tenant, UsageDaily, UsageInterval
+from controlplane.models.base import UtcDateTime
 
 Interval = UsageInterval | StorageInterval
 IntervalModel = type[UsageInterval] | type[StorageInterval]
-DailyRow = Row[date, str, float, float, float, float]
 
 
 def _affected(result: Any) -> int:
@@ -108,17 +121,20 @@ class UsageRepository:
         )
         self.session.execute(statement)
 
-    def unfolded(self, model: IntervalModel, cutoff: datetime) -> list[Interval]:
-        """Intervals with usage not yet in usage_daily: closed ones not folded to their end,
-        open ones not folded up to ``cutoff``."""
+    def unfolded(
+        self, model: IntervalModel, cutoff: datetime, *, closed_backlog: bool = False
+    ) -> list[Interval]:
+        """Intervals with usage due for usage_daily: open ones not folded up to ``cutoff``.
+
+        Closing an interval folds it in the same transaction, so closed intervals are always
+        folded; ``closed_backlog`` also finds closed ones that are not (rows written by other
+        means, e.g. a bulk import) at the price of scanning every closed interval.
+        """
         mark = func.coalesce(model.rolled_up_to, model.started_at)
-        return self._select(
-            model,
-            or_(
-                and_(model.ended_at.is_(None), mark < cutoff),
-                and_(model.ended_at.is_not(None), mark < model.ended_at),
-            ),
-        )
+        due = and_(model.ended_at.is_(None), mark < cutoff)
+        if closed_backlog:
+            due = or_(due, and_(model.ended_at.is_not(None), mark < model.ended_at))
+        return self._select(model, due)
 
     def open_intervals(self, model: IntervalModel) -> list[Interval]:
         return self._select(model, model.ended_at.is_(None))
@@ -138,26 +154,65 @@ class UsageRepository:
             .execution_options(synchronize_session=False)
         )
 
-    def daily_rows(self, tenant_id: int, first: date, last: date) -> Sequence[DailyRow]:
-        return self.session.execute(
-            select(
-                UsageDaily.day,
-                UsageDaily.gpu_model,
-                UsageDaily.gpu_seconds,
-                UsageDaily.cpu_core_seconds,
-                UsageDaily.memory_gib_seconds,
-                UsageDaily.storage_gib_seconds,
-            ).where(UsageDaily.tenant_id == tenant_id, UsageDaily.day.between(first, last))
-        ).all()
-
-    def pending_for_tenant(
-        self, model: IntervalModel, tenant_id: int, start: datetime, end: datetime
-    ) -> list[Interval]:
-        """The tenant's intervals overlapping [start, end) with usage not yet folded."""
-        mark = func.coalesce(model.rolled_up_to, model.started_at)
-        return self._select(
-            model,
-            model.tenant_id == tenant_id,
-            model.started_at < end,
-            or_(model.ended_at.is_(None), and_(mark < model.ended_at, model.ended_at > start)),
+    def usage_snapshot(
+        self, tenant_id: int, first: date, last: date, end: datetime
+    ) -> Sequence[Any]:
+        """The tenant's usage_daily rows for ``first``..``last`` and its open intervals started
+        before ``end``, in ONE statement: one snapshot, so an interval closed (and folded) or
+        folded at midnight between two reads is never counted twice or missed."""
+        none_time = cast(null(), UtcDateTime())
+        zero = literal(0.0)
+        daily = select(
+            literal("daily").label("kind"),
+            UsageDaily.day,
+            UsageDaily.gpu_model,
+            UsageDaily.gpu_seconds,
+            UsageDaily.cpu_core_seconds,
+            UsageDaily.memory_gib_seconds,
+            UsageDaily.storage_gib_seconds,
+            none_time.label("started_at"),
+            none_time.label("rolled_up_to"),
+            zero.label("gpus"),
+            zero.label("cpu_cores"),
+            zero.label("memory_gib"),
+            zero.label("size_gib"),
+        ).where(UsageDaily.tenant_id == tenant_id, UsageDaily.day.between(first, last))
+        pods = select(
+            literal("pod"),
+            cast(null(), Date()),
+            UsageInterval.gpu_model,
+            zero,
+            zero,
+            zero,
+            zero,
+            UsageInterval.started_at,
+            UsageInterval.rolled_up_to,
+            cast(UsageInterval.gpus, Float()),
+            UsageInterval.cpu_cores,
+            UsageInterval.memory_gib,
+            zero,
+        ).where(
+            UsageInterval.tenant_id == tenant_id,
+            UsageInterval.ended_at.is_(None),
+            UsageInterval.started_at < end,
         )
+        volumes = select(
+            literal("storage"),
+            cast(null(), Date()),
+            literal(""),
+            zero,
+            zero,
+            zero,
+            zero,
+            StorageInterval.started_at,
+            StorageInterval.rolled_up_to,
+            zero,
+            zero,
+            zero,
+            StorageInterval.size_gib,
+        ).where(
+            StorageInterval.tenant_id == tenant_id,
+            StorageInterval.ended_at.is_(None),
+            StorageInterval.started_at < end,
+        )
+        return self.session.execute(union_all(daily, pods, volumes)).all()

@@ -129,13 +129,16 @@ def fold(session: Session, row: Interval, now: datetime, zone: ZoneInfo) -> bool
     return True
 
 
-def fold_due(session: Session, now: datetime, zone: ZoneInfo) -> int:
-    """Fold every interval with usage due (completed days of open ones, closed ones fully)."""
+def fold_due(
+    session: Session, now: datetime, zone: ZoneInfo, *, closed_backlog: bool = False
+) -> int:
+    """Fold completed days of open intervals (and, with ``closed_backlog``, closed intervals
+    that were written without being folded)."""
     repo = UsageRepository(session)
     cutoff = fold_cutoff(now, zone)
     folded = 0
     for model in (UsageInterval, StorageInterval):
-        for row in repo.unfolded(model, cutoff):
+        for row in repo.unfolded(model, cutoff, closed_backlog=closed_backlog):
             folded += fold(session, row, now, zone)
     return folded
 
@@ -199,33 +202,41 @@ def daily_usage(
 ) -> list[DayUsage]:
     """Usage per local day from ``first`` to ``last`` inclusive, up to ``now``.
 
-    The folded part comes from usage_daily; what is not folded yet (open intervals, today) is
-    computed from the intervals, running ones up to ``now``.
+    The folded part comes from usage_daily; what is not folded yet (open intervals: today, and
+    earlier days while the collector is behind) is computed from the intervals up to ``now``.
+    Closed intervals are always folded (closing folds in the same transaction).
     """
     days = {
         first + timedelta(days=i): DayUsage(first + timedelta(days=i))
         for i in range((last - first).days + 1)
     }
-    repo = UsageRepository(session)
-    for day, gpu_model, gpu, cpu, memory, storage in repo.daily_rows(tenant_id, first, last):
-        days[day].add(
-            gpu_model,
-            {
-                "gpu_seconds": gpu,
-                "cpu_core_seconds": cpu,
-                "memory_gib_seconds": memory,
-                "storage_gib_seconds": storage,
-            },
-        )
     start, end = day_start(first, zone), day_start(last + timedelta(days=1), zone)
-    for model in (UsageInterval, StorageInterval):
-        for row in repo.pending_for_tenant(model, tenant_id, start, end):
-            frm = max(row.rolled_up_to or row.started_at, start)
-            to = min(row.ended_at if row.ended_at is not None else max(now, frm), end)
-            for day, seconds in split_by_day(frm, to, zone):
-                if day in days:
-                    gpu_model, amounts = _contribution(row, seconds)
-                    days[day].add(gpu_model, amounts)
+    for row in UsageRepository(session).usage_snapshot(tenant_id, first, last, end):
+        if row.kind == "daily":
+            days[row.day].add(
+                row.gpu_model,
+                {
+                    "gpu_seconds": row.gpu_seconds,
+                    "cpu_core_seconds": row.cpu_core_seconds,
+                    "memory_gib_seconds": row.memory_gib_seconds,
+                    "storage_gib_seconds": row.storage_gib_seconds,
+                },
+            )
+            continue
+        # An open interval: what is not folded yet, up to now.
+        frm = max(row.rolled_up_to or row.started_at, start)
+        to = min(max(now, frm), end)
+        for day, seconds in split_by_day(frm, to, zone):
+            if day in days:
+                days[day].add(
+                    row.gpu_model,
+                    {
+                        "gpu_seconds": row.gpus * seconds,
+                        "cpu_core_seconds": row.cpu_cores * seconds,
+                        "memory_gib_seconds": row.memory_gib * seconds,
+                        "storage_gib_seconds": row.size_gib * seconds,
+                    },
+                )
     return [days[d] for d in sorted(days)]
 
 

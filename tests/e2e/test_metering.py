@@ -46,6 +46,8 @@ L4 = "NVIDIA-L4"
 ZONE = "Europe/Stockholm"
 TOLERANCE = 0.001  # 0.1 %
 HOLD_SECONDS = 4.0  # how long the plain pods run at least before they are deleted
+# Waits on the collector include its start-up (imports take tens of seconds on a busy machine).
+COLLECTOR_WAIT = 240.0
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,7 @@ def test_metered_hours_match_pod_timestamps_across_a_collector_restart(
     wait_until(
         lambda: _recorded(database, namespace, "l4-notebook", closed=False),
         what="the running pod recorded as an open interval",
+        timeout=COLLECTOR_WAIT,
     )
     a100_job = namespace.run_job("a100-train", Size("4", "16Gi", 2, A100))
     namespace.succeeded(a100_job)
@@ -316,6 +319,7 @@ def test_metered_hours_match_pod_timestamps_across_a_collector_restart(
             and _recorded(database, namespace, "l4-notebook", closed=True)
         ),
         what="the finished job pod and the deleted pod recorded as closed",
+        timeout=COLLECTOR_WAIT,
     )
 
     # Phase 2, collector killed: a job runs and finishes, another pod starts; nobody watches.
@@ -334,6 +338,7 @@ def test_metered_hours_match_pod_timestamps_across_a_collector_restart(
             and _recorded(database, namespace, "a100-notebook", closed=False)
         ),
         what="the restarted collector catching up",
+        timeout=COLLECTOR_WAIT,
     )
     namespace.delete("a100-notebook")
     namespace.delete("cpu-notebook")
@@ -345,6 +350,7 @@ def test_metered_hours_match_pod_timestamps_across_a_collector_restart(
             and _volume_closed(database, volume_uid)
         ),
         what="every interval closed",
+        timeout=COLLECTOR_WAIT,
     )
 
     # Every pod once, with exactly its own run time.
@@ -417,7 +423,9 @@ def test_a_pod_deleted_while_the_collector_is_down_ends_when_last_seen(
         row = _intervals(database).get(uid)
         return row is not None and row.last_seen_at > row.started_at + timedelta(seconds=1)
 
-    wait_until(seen_after_start, what="a tick marking the open interval as seen")
+    wait_until(
+        seen_after_start, what="a tick marking the open interval as seen", timeout=COLLECTOR_WAIT
+    )
     collector.kill()
     killed_at = datetime.now(UTC)
     namespace.delete("short-lived")
@@ -425,6 +433,7 @@ def test_a_pod_deleted_while_the_collector_is_down_ends_when_last_seen(
     wait_until(
         lambda: _recorded(database, namespace, "short-lived", closed=True),
         what="the restarted collector closing the vanished pod",
+        timeout=COLLECTOR_WAIT,
     )
     row = _intervals(database)[uid]
     assert row.end_source == "last-seen"
