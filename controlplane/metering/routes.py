@@ -29,12 +29,24 @@ HOUR = 3600.0
 DAY = 86400.0
 
 
+EARLIEST = date(2000, 1, 1)
+LATEST = date(2999, 12, 31)
+
+
 def _parse_day(name: str, value: str) -> date:
     if _ISO_DATE.match(value):
         try:
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            if EARLIEST <= day <= LATEST:
+                return day
+            raise InvalidInputError(
+                name,
+                f"must be between {EARLIEST} and {LATEST} / måste ligga mellan {EARLIEST} och "
+                f"{LATEST}",
+            )
     raise InvalidInputError(
         name,
         f"{value!r} is not a date; use YYYY-MM-DD / {value!r} är inget datum; ange ÅÅÅÅ-MM-DD",
