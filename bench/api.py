@@ -212,6 +212,10 @@ def main() -> None:
         default="sqlite",
         help="SQLite file in a temporary directory, or a throwaway PostgreSQL cluster.",
     )
+    parser.add_argument(
+        "--seeded-url",
+        help="Use this already seeded database instead of seeding a new one (for repetitions).",
+    )
     parser.add_argument("--load-spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -231,7 +235,9 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="sandlada-bench-"))
     cluster = None
-    if args.backend == "postgresql":
+    if args.seeded_url:
+        database_url = args.seeded_url
+    elif args.backend == "postgresql":
         cluster = start_postgres()
         cluster.admin_sql("CREATE DATABASE bench")
         database_url = cluster.url("bench")
@@ -249,8 +255,9 @@ def _run(
     args: argparse.Namespace, workdir: Path, database_url: str, admin: Any, start_issuer: Any
 ) -> None:
     started = time.perf_counter()
-    seed(database_url, args.tenants)
-    print(f"seeded {args.tenants} tenants in {time.perf_counter() - started:.1f}s ({database_url})")
+    if not args.seeded_url:
+        seed(database_url, args.tenants)
+        print(f"seeded {args.tenants} tenants in {time.perf_counter() - started:.1f}s")
 
     issuer, issuer_server = start_issuer()
     token = issuer.mint(admin, expires_in=3600)

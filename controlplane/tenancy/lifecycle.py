@@ -305,9 +305,12 @@ def sync_tenants(
             # An apply after a committed change failed (apiserver down); converge now.
             cluster.apply_tenant(tenant.body)
             report.reapplied.append(tenant.slug)
-        if identity is not None and not tenant.groups_done:
-            if _retry_groups(database, identity, tenant.slug, tenant.requester_subject):
-                report.groups.append(tenant.slug)
+        if (
+            identity is not None
+            and not tenant.groups_done
+            and _retry_groups(database, identity, tenant.slug, tenant.requester_subject)
+        ):
+            report.groups.append(tenant.slug)
     return report
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import TypeAdapter
+from pydantic_core import to_json
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -10,6 +11,7 @@ from controlplane.agencies.service import agency_out
 from controlplane.audit.service import Actor, record
 from controlplane.auth.principal import User
 from controlplane.errors import NotFoundError
+from controlplane.messages import message
 from controlplane.models import SandboxRequest, Tenant, TenantStatus
 from controlplane.schemas import format_organisation_number
 from controlplane.tenancy.repository import TenantRepository
@@ -98,6 +100,19 @@ def create_for_request(
 
 
 def list_tenants(session: Session, user: User, *, limit: int, offset: int) -> list[TenantOut]:
+    """One page of the tenants the user may see, as API models."""
+    return _TENANT_LIST.validate_json(list_tenants_json(session, user, limit=limit, offset=offset))
+
+
+def list_tenants_json(session: Session, user: User, *, limit: int, offset: int) -> bytes:
+    """The same page as the JSON document of ``list[TenantOut]``, for the hot API route.
+
+    The rows come from our own database through typed columns, so they are serialised
+    straight to JSON (pydantic-core, the same encoder FastAPI uses, so dates, times and enums
+    read exactly as through the model) instead of being validated into ``TenantOut`` objects
+    and then serialised; that validation was most of the cost of a page. The shape is kept
+    honest by a test comparing this with ``TypeAdapter(list[TenantOut])``.
+    """
     rows = TenantRepository(session).list_rows(
         everything=user.is_platform_admin,
         organisation_number=user.organisation_number,
@@ -105,46 +120,48 @@ def list_tenants(session: Session, user: User, *, limit: int, offset: int) -> li
         limit=limit,
         offset=offset,
     )
-    # Plain dicts validated in one pass by pydantic-core: building nested models one by one in
-    # Python costs more than the query on this, the hottest read.
-    return _TENANT_LIST.validate_python(
+    # Rows unpack as tuples (in LIST_COLUMNS order): attribute access by name on a Row costs
+    # more than building the dict.
+    return to_json(
         [
             {
-                "slug": row.slug,
-                "namespace": namespace_for(row.slug),
+                "slug": slug,
+                "namespace": namespace_for(slug),
                 "agency": {
-                    "name": row.agency_name,
-                    "organisation_number": format_organisation_number(
-                        row.agency_organisation_number
-                    ),
-                    "kind": row.agency_kind,
+                    "name": agency_name,
+                    "organisation_number": format_organisation_number(organisation_number),
+                    "kind": agency_kind,
                 },
-                "status": row.status,
+                "status": status,
                 "quota": {
-                    "gpus": row.gpus,
-                    "gpu_model": row.gpu_model,
-                    "cpu": row.cpu,
-                    "memory_gib": row.memory_gib,
-                    "storage_gib": row.storage_gib,
+                    "gpus": gpus,
+                    "gpu_model": gpu_model,
+                    "cpu": cpu,
+                    "memory_gib": memory_gib,
+                    "storage_gib": storage_gib,
                 },
-                "expires_on": row.expires_on,
-                "request_id": row.request_id,
-                "created_at": row.created_at,
-                "updated_at": row.updated_at,
-                "ready_at": row.ready_at,
-                "provisioning_seconds": row.provisioning_seconds,
-                "delete_after": row.delete_after,
+                "expires_on": expires_on,
+                "request_id": request_id,
+                "created_at": created_at,
+                "updated_at": updated_at,
+                "ready_at": ready_at,
+                "provisioning_seconds": provisioning_seconds,
+                "delete_after": delete_after,
             }
-            for row in rows
+            for (
+                slug, status, gpus, gpu_model, cpu, memory_gib, storage_gib, expires_on,
+                request_id, created_at, updated_at, ready_at, provisioning_seconds, delete_after,
+                agency_name, organisation_number, agency_kind,
+            ) in rows
         ]
-    )
+    )  # fmt: skip
 
 
 def get_tenant(session: Session, user: User, slug: str) -> Tenant:
     """The tenant if the user may see it; 404 otherwise, so other agencies learn nothing."""
     tenant = TenantRepository(session).get_by_slug(slug) if is_valid_slug(slug) else None
     if tenant is None or not can_see(user, tenant):
-        raise NotFoundError(f"no tenant {slug!r}")
+        raise NotFoundError(message("tenant.not_found", slug=slug))
     return tenant
 
 

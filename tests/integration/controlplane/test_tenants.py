@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import TypeAdapter
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from controlplane.models import Tenant
+from controlplane.tenancy import service as tenancy
+from controlplane.tenancy.schemas import TenantOut
 from tests.fixtures.tokens import (
     ADMIN,
     KIRUNA_COLLEAGUE,
@@ -49,6 +56,25 @@ class TestListTenants:
         assert api.request("GET", BASE, NO_AGENCY).json() == []
         member = Persona("m", "m", None, groups=(f"/t-{lulea['slug']}-members",))
         assert [t["slug"] for t in api.request("GET", BASE, member).json()] == [lulea["slug"]]
+
+    def test_list_document_is_what_the_model_renders(
+        self, api: Api, gpus: None, session: Session
+    ) -> None:
+        # The list route writes its JSON without building TenantOut objects; it must read
+        # exactly as the model would render each tenant (same keys, order, date formats).
+        _tenant(api)
+        _lulea(api)
+        listed = api.request("GET", BASE, ADMIN)
+        assert listed.status_code == 200
+        expected = [
+            tenancy.tenant_out(tenant).model_dump(mode="json")
+            for tenant in sorted(session.scalars(select(Tenant)), key=lambda t: t.slug)
+        ]
+        assert listed.json() == expected
+        assert list(listed.json()[0]) == list(TenantOut.model_fields)
+        assert listed.content == TypeAdapter(list[TenantOut]).dump_json(
+            [TenantOut.model_validate(item) for item in expected]
+        )
 
     def test_paging(self, api: Api, gpus: None) -> None:
         slugs = sorted(_tenant(api, name=f"p{i}", quota=NO_GPU)["slug"] for i in range(3))
