@@ -508,6 +508,12 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=50)
     parser.add_argument("--bulk", type=int, default=500)
     parser.add_argument("--database-url", help="default: a migrated SQLite file in a temp dir")
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="without --database-url: SQLite in a temp dir, or a throwaway PostgreSQL cluster",
+    )
     parser.add_argument("--sync-seconds", type=float, default=2.0, help="tenant status sync period")
     args = parser.parse_args()
     launcher = None
@@ -515,12 +521,24 @@ def main() -> None:
     if kubeconfig is None:
         launcher = Launcher()
         kubeconfig = launcher.acquire().kubeconfig
+    postgres = None
+    database_url = args.database_url
     try:
         if args.mode == "resource":
             run(kubeconfig, args.sequential, args.bulk)
         else:
-            run_api(kubeconfig, args.sequential, args.bulk, args.database_url, args.sync_seconds)
+            if database_url is None and args.backend == "postgresql":
+                from tests.fixtures.database import start_postgres  # noqa: PLC0415 - dev tooling
+
+                postgres = start_postgres()
+                postgres.admin_sql("CREATE DATABASE bench")
+                database_url = postgres.url("bench")
+            run_api(kubeconfig, args.sequential, args.bulk, database_url, args.sync_seconds)
     finally:
+        if postgres is not None:
+            from tests.fixtures.database import stop_postgres  # noqa: PLC0415
+
+            stop_postgres(postgres)
         if launcher is not None:
             launcher.release()
 
