@@ -160,6 +160,9 @@ class Collector:
             self.volumes.open_uids.discard(interval.uid)
 
     def _handle(self, state: WatchState, obj: Json, *, deleted: bool) -> None:
+        metadata = obj.get("metadata") or {}
+        if tenant_slug(metadata.get("namespace", ""), metadata.get("labels")) is None:
+            return  # not a tenant's: no write transaction (SQLite has one write lock)
         handler = self.handle_pod if state.kind == "pods" else self.handle_volume
         with self.database.session(write=True) as session, session.begin():
             handler(session, obj, deleted=deleted)
