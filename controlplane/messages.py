@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from controlplane.notebooks.messages import MESSAGES as NOTEBOOK_MESSAGES
+
 Language = Literal["en", "sv"]
 LANGUAGES: Final[tuple[Language, ...]] = ("en", "sv")
 DEFAULT_LANGUAGE: Final[Language] = "en"
@@ -209,6 +211,8 @@ CATALOGUE: Final[dict[str, dict[Language, str]]] = {
     "action.suspended": {"en": "suspended", "sv": "pausas"},
     "action.resumed": {"en": "resumed", "sv": "återupptas"},
     "action.offboarded": {"en": "offboarded", "sv": "avvecklas"},
+    # Notebooks (issue 6): kept beside their code in controlplane/notebooks/messages.py.
+    **NOTEBOOK_MESSAGES,
 }
 
 

@@ -1,8 +1,9 @@
 """Every message of the notebooks API, in English and Swedish, in one place.
 
-Same shape as the control plane's message catalogue (key → {"en", "sv"} with named
-parameters), so the keys can move into it as they are; until then :func:`text` renders both
-languages into one string, "English / Swedish", as the rest of the API does.
+The control plane's catalogue (`controlplane.messages.CATALOGUE`) includes these keys, so errors
+carry ``message("notebooks.…", …)`` and are rendered in the caller's ``Accept-Language``. Pure
+data (no imports of ours), so the catalogue can import it. :func:`text` renders both languages
+into one string for the one place a `Message` cannot go: pydantic validator errors.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from controlplane.errors import ConflictError
-from controlplane.notebooks.messages import text
+from controlplane.messages import message
 from tenants.notebook import home_claim_name
 
 GIB = Decimal(2**30)
@@ -145,7 +145,7 @@ def check(grant: Grant, used: Requests, need: Requests, *, profile: str) -> None
             if resource != GPU_RESOURCE:
                 model = f"{model} ({resource})"
             raise QuotaExceededError(
-                text(
+                message(
                     "notebooks.quota_gpu",
                     used=_number(used.gpus(resource)),
                     granted=_number(granted),
@@ -162,7 +162,7 @@ def check(grant: Grant, used: Requests, need: Requests, *, profile: str) -> None
     for key, used_amount, granted, wanted in checks:
         if wanted > 0 and used_amount + wanted > granted:
             raise QuotaExceededError(
-                text(
+                message(
                     key,
                     used=_number(used_amount),
                     granted=_number(granted),

@@ -31,9 +31,9 @@ from controlplane.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from controlplane.messages import Message, message, state
 from controlplane.models import DataClassification, Tenant, TenantStatus
 from controlplane.notebooks import quota
-from controlplane.notebooks.messages import text
 from controlplane.notebooks.repository import lock_tenant
 from controlplane.notebooks.schemas import NotebookIn, NotebookOut, ProfileOut
 from controlplane.notebooks.storage import NotebookExistsError, NotebookStore, notebook_uses
@@ -77,32 +77,32 @@ def profile_out(profile: Profile) -> ProfileOut:
     return ProfileOut.model_validate(profile.model_dump())
 
 
-def refusal(profile: Profile, tenant: Tenant, user: User) -> str | None:
-    """Why ``user`` may not launch ``profile`` in ``tenant`` (both languages), or None."""
+def refusal(profile: Profile, tenant: Tenant, user: User) -> Message | None:
+    """Why ``user`` may not launch ``profile`` in ``tenant``, or None."""
     tier = tier_of(tenant)
     if tier not in profile.allowed_tiers:
-        return text(
+        return message(
             "notebooks.profile_tier",
             profile=profile.slug,
             tier=tier,
             allowed=", ".join(profile.allowed_tiers),
         )
     if not user.is_platform_admin and not profile.allows(tier, user.groups):
-        return text(
+        return message(
             "notebooks.profile_groups",
             profile=profile.slug,
             groups=", ".join(profile.allowed_groups),
         )
     if profile.gpus > 0:
         if not tenant.gpus or not tenant.gpu_model:
-            return text(
+            return message(
                 "notebooks.profile_no_gpus",
                 profile=profile.slug,
                 wanted=profile.gpu_model,
                 slug=tenant.slug,
             )
         if profile.gpu_model != tenant.gpu_model:
-            return text(
+            return message(
                 "notebooks.profile_gpu_model",
                 profile=profile.slug,
                 wanted=profile.gpu_model,
@@ -158,9 +158,9 @@ def _require_launchable(tenant: Tenant) -> None:
     if tenant.status is TenantStatus.READY:
         return
     if tenant.status is TenantStatus.SUSPENDED:
-        raise TenantNotReadyError(text("notebooks.tenant_suspended", slug=tenant.slug))
+        raise TenantNotReadyError(message("notebooks.tenant_suspended", slug=tenant.slug))
     raise TenantNotReadyError(
-        text("notebooks.tenant_not_ready", slug=tenant.slug, status=tenant.status.value)
+        message("notebooks.tenant_not_ready", slug=tenant.slug, status=state(tenant.status.value))
     )
 
 
@@ -181,7 +181,7 @@ def _grant(store: NotebookStore, tenant: Tenant, profile: Profile) -> quota.Gran
 
 def _exists(raw: dict[str, Any], name: str, slug: str) -> NotebookExistsError:
     phase = (raw.get("status") or {}).get("phase") or "Pending"
-    return NotebookExistsError(text("notebooks.exists", name=name, slug=slug, phase=phase))
+    return NotebookExistsError(message("notebooks.exists", name=name, slug=slug, phase=phase))
 
 
 def _relaunchable(existing: dict[str, Any], user: User) -> bool:
@@ -204,7 +204,7 @@ def launch(
     if profile is None:
         known = ", ".join(p.slug for p in catalog.profiles)
         raise InvalidInputError(
-            "profile", text("notebooks.unknown_profile", profile=body.profile, known=known)
+            "profile", message("notebooks.unknown_profile", profile=body.profile, known=known)
         )
     why_not = refusal(profile, tenant, user)
     if why_not is not None:
@@ -274,7 +274,7 @@ def list_notebooks(cluster: TenantCluster | None, caller: TenantCaller) -> list[
 def _get_raw(store: NotebookStore, slug: str, name: str) -> dict[str, Any]:
     raw = store.get(namespace_for(slug), name)
     if raw is None:
-        raise NotFoundError(text("notebooks.not_found", name=name, slug=slug))
+        raise NotFoundError(message("notebooks.not_found", name=name, slug=slug))
     return raw
 
 
@@ -291,7 +291,7 @@ def stop(session: Session, cluster: TenantCluster | None, caller: TenantCaller, 
     owner = spec.get("owner")
     if owner != caller.user.subject and not caller.is_admin:
         raise PermissionDeniedError(
-            text(
+            message(
                 "notebooks.stop_needs_admin",
                 name=name,
                 owner=spec.get("ownerName") or owner or "?",

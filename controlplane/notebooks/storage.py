@@ -18,7 +18,7 @@ from kubernetes.utils.quantity import parse_quantity
 
 from controlplane.cluster.storage import TenantCluster, _call
 from controlplane.errors import ConflictError
-from controlplane.notebooks.messages import text
+from controlplane.messages import message
 from controlplane.notebooks.quota import (
     GIB,
     NotebookUse,
@@ -125,14 +125,16 @@ class NotebookStore:
             except ApiException as exc:
                 if exc.status == 409:
                     raise NotebookExistsError(
-                        text("notebooks.exists", name=name, slug=slug, phase="?")
+                        message("notebooks.exists", name=name, slug=slug, phase="?")
                     ) from exc
                 if exc.status == 404:
-                    raise NamespaceMissingError(text("notebooks.no_namespace", slug=slug)) from exc
+                    raise NamespaceMissingError(
+                        message("notebooks.no_namespace", slug=slug)
+                    ) from exc
                 refusal = _refused_by_quota(exc)
                 if refusal is not None:
                     raise QuotaExceededError(
-                        text("notebooks.quota_apiserver", reason=refusal)
+                        message("notebooks.quota_apiserver", reason=refusal)
                     ) from exc
                 raise
             return dict(raw)
@@ -166,7 +168,7 @@ class NotebookStore:
             except ApiException as exc:
                 if exc.status == 404:  # deleted since we read it
                     raise NotebookExistsError(
-                        text("notebooks.changed", name=name, slug=tenant_of(namespace))
+                        message("notebooks.changed", name=name, slug=tenant_of(namespace))
                     ) from exc
                 raise
             return dict(raw)

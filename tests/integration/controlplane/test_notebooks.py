@@ -161,13 +161,20 @@ def tenant_admin(slug: str) -> Persona:
 
 
 def launch(
-    api: Api, slug: str, persona: Persona | None, name: str, profile: str = "cpu-small"
+    api: Api,
+    slug: str,
+    persona: Persona | None,
+    name: str,
+    profile: str = "cpu-small",
+    *,
+    sv: bool = False,
 ) -> Any:
     return api.request(
         "POST",
         f"/api/v1/tenants/{slug}/notebooks",
         persona,
         json={"name": name, "profile": profile},
+        headers={"Accept-Language": "sv"} if sv else {},
     )
 
 
@@ -280,7 +287,9 @@ class TestLaunch:
         slug = world.tenant().slug
         assert launch(api, slug, member(slug), "dup").status_code == 202
         detail = error(launch(api, slug, member(slug, "b"), "dup"), 409, "notebook_exists")
-        assert "'dup'" in detail and "finns redan" in detail
+        assert "'dup' already exists" in detail
+        detail = error(launch(api, slug, member(slug, "b"), "dup", sv=True), 409, "notebook_exists")
+        assert "finns redan" in detail
 
     def test_owner_starts_a_stopped_notebook_again(self, api: Api, world: World) -> None:
         slug = world.tenant(gpus=1).slug
@@ -333,7 +342,11 @@ class TestLaunch:
         assert "profile" in detail and "'public'" in detail
         no_gpus = world.tenant(gpus=0, namespace=False).slug
         detail = error(launch(api, no_gpus, member(no_gpus), "g", "gpu-a100"), 422, "invalid_input")
-        assert "no GPUs granted" in detail and "inga GPU:er" in detail
+        assert "no GPUs granted" in detail
+        detail = error(
+            launch(api, no_gpus, member(no_gpus), "g", "gpu-a100", sv=True), 422, "invalid_input"
+        )
+        assert detail.startswith("profile: ") and "inga GPU:er tilldelade" in detail
 
     def test_extra_fields_are_422(self, api: Api, world: World) -> None:
         slug = world.tenant(namespace=False).slug
@@ -363,7 +376,10 @@ class TestQuota:
         assert launch(api, slug, member(slug, "b"), "two", "gpu-a100").status_code == 202
         detail = error(launch(api, slug, member(slug), "three", "gpu-a100"), 409, "quota_exceeded")
         assert "GPU quota exhausted: 2 of 2 NVIDIA A100 SXM4 80GB in use" in detail
-        assert "GPU-kvoten räcker inte: 2 av 2" in detail
+        detail = error(
+            launch(api, slug, member(slug), "three", "gpu-a100", sv=True), 409, "quota_exceeded"
+        )
+        assert "GPU-kvoten räcker inte: 2 av 2 NVIDIA A100 SXM4 80GB används" in detail
         # Nothing was created for the refused launch.
         names = [
             n["name"]
@@ -446,7 +462,14 @@ class TestStop:
         detail = error(
             api.request("DELETE", f"{base}/mine", member(slug, "colleague")), 403, "forbidden"
         )
-        assert "Maja Kiruna" in detail and "administratörsrollen" in detail
+        assert "belongs to Maja Kiruna" in detail and "tenant's admin role" in detail
+        swedish = api.request(
+            "DELETE",
+            f"{base}/mine",
+            member(slug, "colleague"),
+            headers={"Accept-Language": "sv-SE,sv;q=0.9"},
+        )
+        assert "administratörsrollen" in error(swedish, 403, "forbidden")
         assert api.request("DELETE", f"{base}/mine", member(slug)).status_code == 204
         assert api.request("DELETE", f"{base}/also-mine", tenant_admin(slug)).status_code == 204
         # Going (an operator's finalizer may hold it a moment): shown Stopped, stopping it again

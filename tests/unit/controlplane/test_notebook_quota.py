@@ -70,9 +70,12 @@ def test_gpu_refusal_names_what_is_in_use_in_both_languages() -> None:
         check(GRANT, used, Requests(D(4), D(16), D(20), {GPU_RESOURCE: D(1)}), profile="gpu-a100")
     assert refused.value.status_code == 409
     assert refused.value.code == "quota_exceeded"
-    assert refused.value.detail.startswith(
-        "GPU quota exhausted: 2 of 2 NVIDIA A100 SXM4 80GB in use; profile 'gpu-a100' needs 1 / "
-        "GPU-kvoten räcker inte: 2 av 2 NVIDIA A100 SXM4 80GB används"
+    assert refused.value.render("en") == (
+        "GPU quota exhausted: 2 of 2 NVIDIA A100 SXM4 80GB in use; profile 'gpu-a100' needs 1"
+    )
+    assert refused.value.render("sv") == (
+        "GPU-kvoten räcker inte: 2 av 2 NVIDIA A100 SXM4 80GB används; profilen 'gpu-a100' "
+        "behöver 1"
     )
 
 
