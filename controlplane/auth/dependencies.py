@@ -19,6 +19,7 @@ from controlplane.auth.oidc import OidcVerifier
 from controlplane.auth.principal import User
 from controlplane.database import SessionDep
 from controlplane.errors import NotAuthenticatedError, PermissionDeniedError
+from controlplane.messages import message
 from controlplane.models import Tenant
 from controlplane.settings import Settings
 from controlplane.tenancy import service as tenancy
@@ -47,7 +48,7 @@ async def get_current_user(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise NotAuthenticatedError("a bearer token is required (Authorization: Bearer <token>)")
+        raise NotAuthenticatedError(message("auth.bearer_required"))
     verifier: OidcVerifier = request.app.state.verifier
     settings: Settings = request.app.state.settings
     claims = verifier.cached(credentials.credentials)
@@ -61,7 +62,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 async def require_platform_admin(user: CurrentUser) -> User:
     if not user.is_platform_admin:
-        raise PermissionDeniedError("this needs the platform-admin role")
+        raise PermissionDeniedError(message("auth.platform_admin_required"))
     return user
 
 
@@ -93,10 +94,7 @@ async def require_tenant_member(
     # groups, so a change takes effect with the person's next token.
     tenant = await run_in_threadpool(tenancy.get_tenant, session, user, slug)
     if not (user.is_platform_admin or tenant.slug in user.tenant_slugs()):
-        raise PermissionDeniedError(
-            f"you are not a member of tenant {slug!r}; ask one of its admins to add you / du är "
-            "inte medlem i miljön; be någon av dess administratörer att lägga till dig"
-        )
+        raise PermissionDeniedError(message("auth.not_tenant_member", slug=slug))
     return TenantCaller(user, tenant)
 
 
@@ -106,9 +104,11 @@ TenantMember = Annotated[TenantCaller, Depends(require_tenant_member)]
 async def require_tenant_admin(caller: TenantMember) -> TenantCaller:
     if not caller.is_admin:
         raise PermissionDeniedError(
-            f"this needs the admin role in tenant {caller.tenant.slug!r} (group "
-            f"{tenant_group(caller.tenant.slug, 'admin')}) / detta kräver administratörsrollen i "
-            "miljön"
+            message(
+                "auth.tenant_admin_required",
+                slug=caller.tenant.slug,
+                group=tenant_group(caller.tenant.slug, "admin"),
+            )
         )
     return caller
 

@@ -18,6 +18,7 @@ import jwt
 from jwt import PyJWK, PyJWKSet
 
 from controlplane.errors import NotAuthenticatedError, ServiceUnavailableError
+from controlplane.messages import message
 
 ALGORITHMS = ["RS256"]
 CLOCK_LEEWAY_SECONDS = 30
@@ -60,9 +61,11 @@ class OidcVerifier:
             response.raise_for_status()
             document = response.json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise ServiceUnavailableError(f"identity provider unreachable at {url}: {exc}") from exc
+            raise ServiceUnavailableError(
+                message("auth.idp_unreachable", url=url, error=str(exc))
+            ) from exc
         if not isinstance(document, dict):
-            raise ServiceUnavailableError(f"identity provider returned a non-object from {url}")
+            raise ServiceUnavailableError(message("auth.idp_bad_document", url=url))
         return document
 
     def _refresh(self) -> None:
@@ -70,15 +73,18 @@ class OidcVerifier:
             discovery = self._get_json(f"{self.issuer}/.well-known/openid-configuration")
             if str(discovery.get("issuer", "")).rstrip("/") != self.issuer:
                 raise ServiceUnavailableError(
-                    f"discovery document names issuer {discovery.get('issuer')!r}, "
-                    f"expected {self.issuer!r}"
+                    message(
+                        "auth.idp_wrong_issuer", found=discovery.get("issuer"), expected=self.issuer
+                    )
                 )
             self._jwks_uri = str(discovery["jwks_uri"])
         jwks = self._get_json(self._jwks_uri)
         try:
             key_set = PyJWKSet.from_dict(jwks)
         except jwt.PyJWTError as exc:
-            raise ServiceUnavailableError(f"unusable JWKS at {self._jwks_uri}: {exc}") from exc
+            raise ServiceUnavailableError(
+                message("auth.idp_bad_jwks", url=self._jwks_uri, error=str(exc))
+            ) from exc
         self._keys = {key.key_id: key for key in key_set.keys if key.key_id}
         self._fetched_at = time.monotonic()
 
@@ -91,7 +97,7 @@ class OidcVerifier:
                 self._refresh()
             key = self._keys.get(kid)
         if key is None:
-            raise NotAuthenticatedError(f"token is signed with unknown key id {kid!r}")
+            raise NotAuthenticatedError(message("auth.unknown_key", kid=kid))
         return key
 
     def cached(self, token: str) -> dict[str, Any] | None:
@@ -121,12 +127,12 @@ class OidcVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
-            raise NotAuthenticatedError(f"malformed bearer token: {exc}") from exc
+            raise NotAuthenticatedError(message("auth.malformed_token", error=str(exc))) from exc
         if header.get("alg") not in ALGORITHMS:
-            raise NotAuthenticatedError(f"token algorithm must be RS256, not {header.get('alg')!r}")
+            raise NotAuthenticatedError(message("auth.bad_algorithm", algorithm=header.get("alg")))
         kid = header.get("kid")
         if not isinstance(kid, str):
-            raise NotAuthenticatedError("token header has no key id (kid)")
+            raise NotAuthenticatedError(message("auth.no_key_id"))
         key = self._signing_key(kid)
         try:
             claims = jwt.decode(
@@ -139,14 +145,14 @@ class OidcVerifier:
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise NotAuthenticatedError("token has expired") from exc
+            raise NotAuthenticatedError(message("auth.expired")) from exc
         except jwt.InvalidAudienceError as exc:
             raise NotAuthenticatedError(
-                f"token audience does not include {self.audience!r}"
+                message("auth.wrong_audience", audience=self.audience)
             ) from exc
         except jwt.InvalidIssuerError as exc:
-            raise NotAuthenticatedError(f"token issuer is not {self.issuer!r}") from exc
+            raise NotAuthenticatedError(message("auth.wrong_issuer", issuer=self.issuer)) from exc
         except jwt.PyJWTError as exc:
-            raise NotAuthenticatedError(f"invalid token: {exc}") from exc
+            raise NotAuthenticatedError(message("auth.invalid_token", error=str(exc))) from exc
         self._remember(token, claims)
         return claims

@@ -9,6 +9,7 @@ from stdnum.exceptions import ValidationError
 from stdnum.se import orgnr
 
 from controlplane.errors import NotAuthenticatedError, PermissionDeniedError
+from controlplane.messages import message
 from tenants.names import NAMESPACE_PREFIX, TENANT_ROLES
 
 ORGANISATION_CLAIM = "organisation_number"
@@ -44,7 +45,7 @@ class User:
     def from_claims(cls, claims: dict[str, Any], admin_role: str) -> User:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
-            raise NotAuthenticatedError("token has no subject (sub)")
+            raise NotAuthenticatedError(message("auth.no_subject"))
         realm_access = claims.get("realm_access")
         roles = (
             _strings(realm_access.get("roles")) if isinstance(realm_access, dict) else frozenset()
@@ -78,15 +79,8 @@ class User:
         if self.organisation_number is not None:
             return self.organisation_number
         if self.organisation_claim is None:
-            raise PermissionDeniedError(
-                "your account has no organisation_number claim, so it is not linked to an "
-                "agency; ask your identity administrator to set it / ditt konto saknar "
-                "organisationsnummer och är inte kopplat till någon myndighet"
-            )
-        raise PermissionDeniedError(
-            f"the organisation_number claim {self.organisation_claim!r} in your token is not a "
-            "valid Swedish organisation number / organisationsnumret i din token är ogiltigt"
-        )
+            raise PermissionDeniedError(message("auth.no_organisation"))
+        raise PermissionDeniedError(message("auth.bad_organisation", claim=self.organisation_claim))
 
     def tenant_slugs(self) -> frozenset[str]:
         """Slugs of the tenants whose identity groups (t-<slug>-admins/-members) the user is in."""

@@ -15,6 +15,7 @@ from controlplane.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from controlplane.messages import message
 from controlplane.models import GpuCapacity
 from controlplane.schemas import clean_text_problem
 
@@ -43,7 +44,7 @@ def get_capacity(session: Session, gpu_model: str, overcommit: float) -> Capacit
     repository = CapacityRepository(session)
     capacity = repository.get(gpu_model)
     if capacity is None:
-        raise NotFoundError(f"no capacity is registered for GPU model {gpu_model!r}")
+        raise NotFoundError(message("capacity.not_found", gpu_model=gpu_model))
     return _out(capacity, repository.granted(gpu_model), overcommit)
 
 
@@ -55,8 +56,10 @@ def require_known_model(session: Session, field: str, gpu_model: str) -> None:
     """422 naming ``field`` unless ``gpu_model`` is registered."""
     if clean_text_problem(gpu_model) is None and CapacityRepository(session).get(gpu_model):
         return
-    models = ", ".join(known_models(session)) or "none registered"
-    raise InvalidInputError(field, f"unknown GPU model {gpu_model!r}; known models: {models}")
+    models = ", ".join(known_models(session)) or message("capacity.none_registered")
+    raise InvalidInputError(
+        field, message("capacity.unknown_model", gpu_model=gpu_model, models=models)
+    )
 
 
 def set_capacity(
@@ -67,11 +70,15 @@ def set_capacity(
     capacity = repository.get_for_update(gpu_model)
     granted = repository.granted(gpu_model)
     if total < 0:
-        raise InvalidInputError("total", "must not be negative")
+        raise InvalidInputError("total", message("capacity.negative"))
     if granted > _limit(total, overcommit):
         raise ConflictError(
-            f"{granted} {gpu_model} GPUs are granted to tenants; total cannot go below what "
-            f"that needs ({math.ceil(granted / overcommit)})"
+            message(
+                "capacity.below_granted",
+                granted=granted,
+                gpu_model=gpu_model,
+                needed=math.ceil(granted / overcommit),
+            )
         )
     before = None if capacity is None else {"gpu_model": gpu_model, "total": capacity.total}
     if capacity is None:
@@ -110,8 +117,14 @@ def reserve(session: Session, field: str, gpu_model: str, gpus: int, overcommit:
     free = _limit(capacity.total, overcommit) - granted
     if gpus > free:
         raise CapacityExceededError(
-            f"{gpus} {gpu_model} GPUs asked but only {max(free, 0)} are free "
-            f"({capacity.total} in the cluster, {granted} granted)"
+            message(
+                "capacity.exceeded",
+                gpus=gpus,
+                gpu_model=gpu_model,
+                free=max(free, 0),
+                total=capacity.total,
+                granted=granted,
+            )
         )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from controlplane.database import DatabaseDep
 from controlplane.errors import ServiceUnavailableError, error_responses
 from controlplane.health.metrics import Metrics
+from controlplane.messages import message
 
 router = APIRouter(tags=["health"])
 
@@ -33,7 +34,9 @@ def readyz(database: DatabaseDep) -> Health:
     try:
         database.ping()
     except SQLAlchemyError as exc:
-        raise ServiceUnavailableError(f"database unreachable: {type(exc).__name__}") from exc
+        raise ServiceUnavailableError(
+            message("database_unreachable", error=type(exc).__name__)
+        ) from exc
     return Health(status="ok")
 
 
