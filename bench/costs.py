@@ -314,6 +314,27 @@ def _time(call: Callable[[], Any], runs: int) -> list[float]:
     return samples
 
 
+def _report_sql(session: Any, month: Month) -> tuple[str, Any]:
+    """The report's one usage query and its parameters, as sent to the driver."""
+    from sqlalchemy import event  # noqa: PLC0415
+
+    from controlplane.costs.repository import CostRepository  # noqa: PLC0415
+
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        captured.append((statement, parameters))
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        periods = service._month_periods(session, month)
+        CostRepository(session).usage([(p.first, p.last) for p in periods])
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    return captured[-1]
+
+
 def _serve(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "uvicorn", "controlplane.app:create_app", "--factory",
@@ -415,6 +436,22 @@ def main() -> None:
         with database.session() as session:
             sample = service.cost_report(session, month, TZ)
         function = _percentiles(_time(report, args.runs))
+        # CPU time of this process per report (the Python side: pricing, models), which a
+        # shared machine inflates far less than wall time; the SQL runs in the server process.
+        cpu_samples = []
+        for _ in range(args.runs):
+            started_cpu = time.process_time()
+            report()
+            cpu_samples.append(time.process_time() - started_cpu)
+        function["python_cpu_p50_ms"] = round(statistics.median(cpu_samples) * 1000, 1)
+        with database.session() as session:
+            statement, parameters = _report_sql(session, month)
+            plan = (
+                session.connection()
+                .exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+                .scalar()
+            )
+        function["sql_execution_ms"] = round(plan[0]["Execution Time"], 1) if plan else None
         print(f"service function: {function}", flush=True)
         over_http = measure_http(url, month, args.runs)
         print(f"HTTP: {over_http}", flush=True)
