@@ -553,3 +553,60 @@ async def pod_event(
 
 # kopf passes indexes as extra keyword arguments its WatchingFn protocol does not list.
 kopf.on.event("v1", "pods", labels=_OURS, id="notebook-pods")(pod_event)  # type: ignore[arg-type]
+
+
+@kopf.index("v1", "pods", labels=_OURS)
+def notebook_pods(
+    *, namespace: str | None, body: kopf.Body, labels: kopf.Labels, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Notebook pods by (namespace, notebook name), for the status check below."""
+    return {(str(namespace), str(labels.get(NOTEBOOK_LABEL))): dict(body)}
+
+
+async def check_status(
+    *,
+    namespace: str | None,
+    name: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    notebook_pods: kopf.Index[tuple[str, str], dict[str, Any]],
+    memo: kopf.Memo,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
+) -> None:
+    """Level-triggered safety net: the status agrees with the pod, whatever events were lost.
+
+    Pod events are the fast path; this catches what they cannot: a status written by someone
+    else after the last pod event, or an event lost while the operator was down. In memory
+    (both sides come from watches); it writes only on disagreement.
+    """
+    if spec.get("stopped") or status.get("phase") in {None, NotebookPhase.FAILED.value}:
+        return
+    key = (str(namespace), name)
+    pod = next(iter(notebook_pods.get(key, [])), None)
+    if pod is None:
+        return  # no pod yet, or being replaced: the pod's own events handle that
+    view = view_of_pod(pod)
+    current = dict(status)
+    patch = status_patch(
+        current,
+        phase=view.phase,
+        ready=view.ready,
+        reason=view.reason,
+        message=view.message,
+        now=_now(),
+        extra={"startedAt": view.started_at} if view.started_at else None,
+    )
+    if not status_changes(current, patch):
+        return
+    logger.warning("status of notebook %s/%s disagreed with its pod; corrected", *key)
+    try:
+        await asyncio.to_thread(_storage(memo).patch_status, key[0], name, patch)
+    except KubernetesError as exc:
+        logger.warning("could not correct the status of %s/%s: %s", *key, exc)
+
+
+# Indexes are extra keyword arguments that kopf's TimerFn protocol does not list.
+kopf.timer(GROUP, VERSION, PLURAL, interval=10.0, idle=5.0, id="check-status")(
+    check_status  # type: ignore[arg-type]
+)
