@@ -80,7 +80,14 @@ class UsageRepository:
         return bool(_affected(self.session.execute(statement)))
 
     def get(self, model: IntervalModel, key: str, uid: str) -> Interval | None:
-        row = self.session.scalars(select(model).where(getattr(model, key) == uid)).one_or_none()
+        # populate_existing: the conditional UPDATEs here bypass the identity map, so a row
+        # loaded earlier in this session must be refreshed, not returned as it was.
+        query = (
+            select(model)
+            .where(getattr(model, key) == uid)
+            .execution_options(populate_existing=True)
+        )
+        row = self.session.scalars(query).one_or_none()
         assert row is None or isinstance(row, UsageInterval | StorageInterval)
         return row
 
@@ -140,7 +147,8 @@ class UsageRepository:
         return self._select(model, model.ended_at.is_(None))
 
     def _select(self, model: IntervalModel, *conditions: Any) -> list[Interval]:
-        rows = self.session.scalars(select(model).where(*conditions).order_by(model.id)).all()
+        query = select(model).where(*conditions).order_by(model.id)
+        rows = self.session.scalars(query.execution_options(populate_existing=True)).all()
         return [row for row in rows if isinstance(row, UsageInterval | StorageInterval)]
 
     def touch(self, model: IntervalModel, uids: Collection[str], key: str, at: datetime) -> None:

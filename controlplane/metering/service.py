@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from controlplane.metering.days import day_start, local_day, split_by_day
 from controlplane.metering.intervals import EndSource, PodInterval, VolumeInterval
@@ -125,7 +126,7 @@ def fold(session: Session, row: Interval, now: datetime, zone: ZoneInfo) -> bool
     for day, seconds in split_by_day(frm, to, zone):
         gpu_model, amounts = _contribution(row, seconds)
         repo.add_daily(row.tenant_id, day, gpu_model, **amounts)
-    row.rolled_up_to = to
+    set_committed_value(row, "rolled_up_to", to)  # already written by the CAS
     return True
 
 
@@ -154,7 +155,7 @@ def close_vanished(session: Session, live_pods: set[str], now: datetime, zone: Z
             continue
         end = max(row.last_seen_at, row.started_at)
         if repo.close(UsageInterval, POD_KEY, row.pod_uid, end, end_source=EndSource.LAST_SEEN):
-            row.ended_at = end
+            set_committed_value(row, "ended_at", end)
             fold(session, row, now, zone)
             closed += 1
     return closed
@@ -169,7 +170,7 @@ def close_vanished_volumes(session: Session, live: set[str], now: datetime, zone
             continue
         end = max(row.last_seen_at, row.started_at)
         if repo.close(StorageInterval, PVC_KEY, row.pvc_uid, end):
-            row.ended_at = end
+            set_committed_value(row, "ended_at", end)
             fold(session, row, now, zone)
             closed += 1
     return closed
