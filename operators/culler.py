@@ -201,6 +201,7 @@ class CheckResult:
     last_activity: datetime | None  # from Jupyter; None when it could not be asked
     decision: CullDecision | None
     probe_error: str | None = None
+    recorded: dict[str, Any] | None = None  # the status as the apiserver stored our patch
 
     @property
     def stopped(self) -> bool:
@@ -278,11 +279,12 @@ class Culler:
             idle_timeout_seconds=notebook.idle_timeout_seconds,
             max_age_seconds=notebook.max_age_seconds,
         )
+        recorded = None
         if decision is not None:
-            self.stop(notebook, decision, now, activity)
+            recorded = self.stop(notebook, decision, now, activity)
         elif activity is not None and activity != notebook.last_activity:
-            self._patch_status(notebook, {"lastActivity": format_timestamp(activity)})
-        return CheckResult(notebook.name, activity, decision, error)
+            recorded = self._patch_status(notebook, {"lastActivity": format_timestamp(activity)})
+        return CheckResult(notebook.name, activity, decision, error, recorded)
 
     def run_once(self, namespace: str) -> list[CheckResult]:
         """Check every notebook in ``namespace`` once (the timer does one notebook at a time)."""
@@ -295,8 +297,9 @@ class Culler:
         decision: CullDecision,
         now: datetime,
         activity: datetime | None,
-    ) -> None:
-        """Record why in status, then set ``spec.stopped`` and post an Event."""
+    ) -> dict[str, Any]:
+        """Record why in status, then set ``spec.stopped`` and post an Event; returns the status
+        as stored by our patch."""
         # Status first: whoever sees the stopped spec also sees the reason.
         status: dict[str, Any] = {
             "stopReason": decision.reason.value,
@@ -305,7 +308,7 @@ class Culler:
         }
         if activity is not None:
             status["lastActivity"] = format_timestamp(activity)
-        self._patch_status(notebook, status)
+        recorded = self._patch_status(notebook, status)
         self.custom.patch_namespaced_custom_object(
             GROUP,
             VERSION,
@@ -317,9 +320,10 @@ class Culler:
         )
         self._event(notebook, decision, now)
         _log.info("stopped notebook %s/%s: %s", notebook.namespace, notebook.name, decision.reason)
+        return recorded
 
-    def _patch_status(self, notebook: NotebookView, status: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object_status(
+    def _patch_status(self, notebook: NotebookView, status: dict[str, Any]) -> dict[str, Any]:
+        stored: Any = self.custom.patch_namespaced_custom_object_status(
             GROUP,
             VERSION,
             notebook.namespace,
@@ -328,6 +332,7 @@ class Culler:
             {"status": status},
             _content_type=_MERGE,
         )
+        return dict(stored.get("status") or {})
 
     def _event(self, notebook: NotebookView, decision: CullDecision, now: datetime) -> None:
         stamp = format_timestamp(now)
