@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import structlog
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from controlplane.audit.service import Actor, record
@@ -312,6 +313,10 @@ async def evaluate_forever(
     database: Database, timezone: str, webhook_url: str | None, period: float, http_timeout: float
 ) -> None:
     """The app's budget loop: one pass every ``period`` seconds; a failed pass is logged."""
+    if isinstance(database.sessionmaker.kw.get("bind"), Connection):
+        # A database bound to one test's connection (and its rolled-back transaction): a pass
+        # from this thread would share that connection with the test's own sessions.
+        return
     while True:
         # Sleep first: a starting app (or a test client) does not evaluate before it serves.
         await asyncio.sleep(period)
