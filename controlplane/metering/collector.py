@@ -241,8 +241,11 @@ class Collector:
     def run(self, stop: threading.Event) -> None:
         """Meter until ``stop`` is set."""
         # Once per start: closed intervals written without folding (a bulk import) get folded.
-        with self.database.session(write=True) as session, session.begin():
-            service.fold_due(session, self.clock(), self.zone, closed_backlog=True)
+        try:
+            with self.database.session(write=True) as session, session.begin():
+                service.fold_due(session, self.clock(), self.zone, closed_backlog=True)
+        except SQLAlchemyError as exc:
+            log.warning("metering backlog sweep failed", error=repr(exc)[:200])
         threads = [
             threading.Thread(
                 target=self.watch_kind, args=(state, stop), name=f"meter-{state.kind}", daemon=True
