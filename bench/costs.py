@@ -166,7 +166,13 @@ def seed_tenants(database: Database, tenants: int, agencies: int) -> list[int]:
 
 
 def _interval_lines(
-    tenant_ids: list[int], rows: int, first: datetime, span_seconds: int, seed: int
+    tenant_ids: list[int],
+    rows: int,
+    first: datetime,
+    span_seconds: int,
+    seed: int,
+    *,
+    own_model: bool,
 ) -> Iterator[str]:
     rng = random.Random(seed)
     randrange, choice = rng.randrange, rng.choice
@@ -177,7 +183,9 @@ def _interval_lines(
         start = base + randrange(span_seconds)
         end = start + randrange(300, 36_000)
         if randrange(10) < 6:
-            model, gpus = choice(GPU_MODELS), randrange(1, 5)
+            # own_model: the tenant's granted GPU model (seed_tenants), as its quota allows.
+            model = GPU_MODELS[(n % len(tenants)) % len(GPU_MODELS)] if own_model else None
+            model, gpus = model or choice(GPU_MODELS), randrange(1, 5)
         else:
             model, gpus = "", 0
         started = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d %H:%M:%S+00")
@@ -190,7 +198,7 @@ def _interval_lines(
 
 
 def load_intervals(
-    url: str, tenant_ids: list[int], rows: int, month: Month, seed: int
+    url: str, tenant_ids: list[int], rows: int, month: Month, seed: int, *, own_model: bool
 ) -> tuple[float, float]:
     """COPY ``rows`` pod intervals and two volumes per tenant; returns (load s, index s)."""
     zone = ZoneInfo(TZ)
@@ -214,7 +222,9 @@ def load_intervals(
         with connection.cursor() as cursor:
             with cursor.copy(f"COPY usage_intervals ({columns}) FROM STDIN") as copy:
                 buffer: list[str] = []
-                for line in _interval_lines(tenant_ids, rows, first, span, seed):
+                for line in _interval_lines(
+                    tenant_ids, rows, first, span, seed, own_model=own_model
+                ):
                     buffer.append(line)
                     if len(buffer) >= CHUNK_ROWS:
                         copy.write("".join(buffer).encode())
@@ -409,6 +419,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--month", default="2026-10")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--own-gpu-model",
+        action="store_true",
+        help="GPU pods use their tenant's granted model (as quotas allow) instead of any of "
+        "three: 2 usage_daily rows per tenant and day instead of 4.",
+    )
     args = parser.parse_args()
     month = Month.parse(args.month)
 
@@ -424,7 +440,9 @@ def main() -> None:
         tenant_ids = seed_tenants(database, args.tenants, args.agencies)
         add_price_lists(database, month)
         print(f"seeded {len(tenant_ids)} tenants in {time.perf_counter() - t0:.1f}s", flush=True)
-        loaded, indexed = load_intervals(url, tenant_ids, args.rows, month, args.seed)
+        loaded, indexed = load_intervals(
+            url, tenant_ids, args.rows, month, args.seed, own_model=args.own_gpu_model
+        )
         print(f"COPY {args.rows} intervals in {loaded:.1f}s, indexes {indexed:.1f}s", flush=True)
         rolled, daily_rows = roll_up(database)
         print(f"rolled up to {daily_rows} usage_daily rows in {rolled:.1f}s", flush=True)
@@ -463,6 +481,7 @@ def main() -> None:
             "tenants": len(tenant_ids),
             "agencies": args.agencies,
             "usage_intervals": args.rows,
+            "own_gpu_model": args.own_gpu_model,
             "usage_daily_rows": daily_rows,
             "month": str(month),
             "report": {
