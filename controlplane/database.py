@@ -18,6 +18,8 @@ IMMEDIATE``; PostgreSQL's ``lock_timeout``); past that the database error become
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -27,6 +29,8 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
+
+from controlplane.errors import DatabaseBusyError
 
 _IMMEDIATE = "sandlada_sqlite_begin_immediate"
 LOCK_WAIT_SECONDS = 15
@@ -50,7 +54,51 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+class _FairLock:
+    """A first-come, first-served lock (``threading.Lock`` promises no order)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._waiters: deque[threading.Event] = deque()
+        self._held = False
+
+    def acquire(self, timeout: float) -> bool:
+        with self._mutex:
+            if not self._held and not self._waiters:
+                self._held = True
+                return True
+            turn = threading.Event()
+            self._waiters.append(turn)
+        if turn.wait(timeout):
+            return True  # handed over by release()
+        with self._mutex:
+            if turn.is_set():
+                return True  # handed over just as we gave up
+            self._waiters.remove(turn)
+            return False
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().set()  # stays held, by the next in line
+            else:
+                self._held = False
+
+
+_WRITER = "sandlada_sqlite_writer"
+
+
 def _configure_sqlite(engine: Engine) -> None:
+    # SQLite's busy handler retries with sleeps and is not fair: under a steady stream of writers
+    # one waiter can lose every race until its busy timeout runs out (seen at 500 approvals at
+    # once). Writers of this process therefore queue first come, first served on this lock
+    # before BEGIN IMMEDIATE; the busy timeout still covers other processes (CLI, a second server).
+    writers = _FairLock()
+
+    def _release(info: dict[Any, Any]) -> None:
+        if info.pop(_WRITER, False):
+            writers.release()
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # None = autocommit at the driver level; SQLAlchemy's "begin" hook below emits BEGIN.
@@ -64,8 +112,32 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if not connection.get_execution_options().get(_IMMEDIATE, False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        if not writers.acquire(LOCK_WAIT_SECONDS):
+            raise DatabaseBusyError
+        connection.info[_WRITER] = True
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release(connection.info)
+            raise
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(connection: Connection) -> None:
+        _release(connection.info)
+
+    # A connection handed back or thrown away without commit or rollback events (the pool's own
+    # reset) must not keep the lock.
+    @event.listens_for(engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        _release(record.info)
+
+    @event.listens_for(engine.pool, "invalidate")
+    def _on_invalidate(_dbapi_connection: Any, record: Any, _exception: Any) -> None:
+        _release(record.info)
 
 
 class Database:

@@ -295,9 +295,12 @@ def sync_tenants(
     be reached (the caller retries).
     """
     now = now or datetime.now(UTC)
+    # Snapshot first, list second: every tenant in the snapshot whose approval applied its
+    # resource before the list is seen with it (no needless second apply).
+    snapshots = _snapshots(database, now, identity=identity is not None)
     resources = cluster.list_tenants()
     report = SyncReport()
-    for tenant in _snapshots(database, now, identity=identity is not None):
+    for tenant in snapshots:
         resource = resources.get(tenant.slug)
         if _step(database, cluster, tenant, resource, report, retention=retention, now=now):
             continue
