@@ -64,6 +64,14 @@ def test_operator_stops_a_notebook_past_its_maximum_age(
         raw: Any = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
         return dict(raw)
 
+    # Let the Notebook operator write its first status (it resets startedAt and stopReason
+    # when it starts a notebook), so the backdating below is not raced by it.
+    def phase(name: str) -> str | None:
+        status: dict[str, Any] = get(name).get("status") or {}
+        return status.get("phase")
+
+    wait_until(lambda: phase("old") and phase("young"), timeout=120, what="first statuses")
+
     two_days_ago = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def backdate_and_check() -> dict[str, Any] | None:
