@@ -580,12 +580,13 @@ async def check_status(
     else after the last pod event, or an event lost while the operator was down. In memory
     (both sides come from watches); it writes only on disagreement.
     """
-    if spec.get("stopped") or status.get("phase") in {None, NotebookPhase.FAILED.value}:
+    if spec.get("stopped") or status.get("phase") is None:
         return
     key = (str(namespace), name)
     pod = next(iter(notebook_pods.get(key, [])), None)
     if pod is None:
-        return  # no pod yet, or being replaced: the pod's own events handle that
+        # No pod yet, being replaced, or refused (Failed): the handlers above own those.
+        return
     view = view_of_pod(pod)
     current = dict(status)
     patch = status_patch(

@@ -165,10 +165,22 @@ def _launch(kube: Kube, namespace: str, name: str, profile: str) -> None:
 
 
 def _wait_phase(kube: Kube, namespace: str, name: str, phase: str) -> dict[str, Any]:
-    wait_until(lambda: kube.phase(namespace, name) == phase, TIMEOUT, f"notebook {name} {phase}")
-    notebook = kube.notebook(namespace, name)
-    assert notebook is not None
-    return notebook
+    """The notebook once its phase is ``phase`` and (for Running) its Ready condition True."""
+
+    def reached() -> dict[str, Any] | None:
+        notebook = kube.notebook(namespace, name) or {}
+        status = notebook.get("status") or {}
+        if status.get("phase") != phase:
+            return None
+        ready: dict[str, Any] = next(
+            (c for c in status.get("conditions") or [] if c["type"] == "Ready"), {}
+        )
+        if (ready.get("status") == "True") != (phase == "Running"):
+            return None
+        return notebook
+
+    found: dict[str, Any] = wait_until(reached, TIMEOUT, f"notebook {name} {phase}")
+    return found
 
 
 def test_gpu_notebook_runs_on_a_node_of_its_gpu_model(kube: Kube, tenant: str) -> None:
@@ -403,9 +415,16 @@ def test_offboarding_removes_the_mlflow_workspace(kube: Kube, mlflow_server: Mlf
     assert tenant_status() == 200
     kube.custom.delete_cluster_custom_object(GROUP, VERSION, "tenants", slug)
     wait_until(lambda: tenant_status() in {401, 404}, TIMEOUT, "tenant credentials revoked")
-    workspace = httpx.get(
-        f"{mlflow_server.url}/api/3.0/mlflow/workspaces/{namespace}",
-        auth=(mlflow_server.admin_username, mlflow_server.admin_password),
-        timeout=30,
-    )
-    assert workspace.status_code == 404, workspace.text
+
+    def workspace_gone() -> bool:
+        # Removal revokes the user first, then deletes the workspace with its data.
+        return (
+            httpx.get(
+                f"{mlflow_server.url}/api/3.0/mlflow/workspaces/{namespace}",
+                auth=(mlflow_server.admin_username, mlflow_server.admin_password),
+                timeout=30,
+            ).status_code
+            == 404
+        )
+
+    wait_until(workspace_gone, TIMEOUT, f"MLflow workspace {namespace} deleted")
