@@ -118,7 +118,8 @@ def _serve(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[byte
 
 
 def _wait_ready(port: int, path: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
+    # Generous: importing the control plane takes tens of seconds on a loaded 2-core machine.
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server on {port} exited with {process.returncode}")

@@ -147,7 +147,7 @@ def run(kubeconfig: Path, sequential: int, bulk: int) -> None:  # noqa: PLR0915 
 
     log = Path(tempfile.mkdtemp()) / "operator.log"
     operator = OperatorProcess(kubeconfig, log)
-    operator.start()
+    operator.start(timeout=300)  # start-up alone can take a minute on the loaded machine
     watcher = ReadyWatcher(api_client)
     try:
         # Sequential, operator.
@@ -261,7 +261,7 @@ class ControlPlane:
             timeout=120,
             limits=httpx.Limits(max_connections=WORKERS + 4),
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300
         while True:
             with contextlib.suppress(httpx.HTTPError):
                 if self.http.get("/healthz").status_code == 200:
@@ -369,7 +369,7 @@ def run_api(  # noqa: PLR0915  (one script)
     migrate.upgrade(url)
     issuer, issuer_server = start_issuer()
     operator = OperatorProcess(kubeconfig, workdir / "operator.log")
-    operator.start()
+    operator.start(timeout=300)  # start-up alone can take a minute on the loaded machine
     watcher = ReadyWatcher(api_client)
     cp: ControlPlane | None = None
     try:
