@@ -148,7 +148,7 @@ def _ignore(call: Callable[..., object], *args: object) -> None:
         call(*args)
 
 
-def run(  # noqa: PLR0912, PLR0915  (one script)
+def run(  # noqa: PLR0915  (one script)
     kubeconfig: Path, launches: int, restarts: int, concurrent: int, tenants: int
 ) -> None:
     configuration = client.Configuration()
@@ -158,7 +158,8 @@ def run(  # noqa: PLR0912, PLR0915  (one script)
     custom: Any = client.CustomObjectsApi(api)
     core: Any = client.CoreV1Api(api)
     run_id = uuid.uuid4().hex[:6]
-    slugs = [f"bench-nb-{run_id}-{i}" for i in range(tenants)]
+    # Not "bench-…": other benchmarks clean up tenants by that prefix.
+    slugs = [f"nbb-{run_id}-{i}" for i in range(tenants)]
     namespaces = [namespace_for(slug) for slug in slugs]
 
     log = Path(tempfile.mkdtemp()) / "operator.log"
@@ -244,19 +245,24 @@ def run(  # noqa: PLR0912, PLR0915  (one script)
         print(_summary("concurrent create → Running", per_notebook))
     finally:
         watcher.stop()
-        for slug in slugs:
-            _ignore(
-                lambda s=slug: custom.delete_cluster_custom_object(GROUP, VERSION, "tenants", s)
-            )
-        deadline = time.monotonic() + 600
-        for namespace in namespaces:
-            while time.monotonic() < deadline:
-                try:
-                    core.read_namespace(namespace)
-                except ApiException:
-                    break
-                time.sleep(0.5)  # waiting for clean-up, not measured
-        operator.stop()
+        try:
+            _clean_up(custom, core, slugs, namespaces)
+        finally:
+            operator.stop()  # even when the clean-up fails (e.g. the apiserver went away)
+
+
+def _clean_up(custom: Any, core: Any, slugs: list[str], namespaces: list[str]) -> None:
+    """Delete the tenants and wait (unmeasured) until their namespaces are gone."""
+    for slug in slugs:
+        _ignore(custom.delete_cluster_custom_object, GROUP, VERSION, "tenants", slug)
+    deadline = time.monotonic() + 600
+    for namespace in namespaces:
+        while time.monotonic() < deadline:
+            try:
+                core.read_namespace(namespace)
+            except ApiException:
+                break
+            time.sleep(0.5)  # waiting for clean-up, not measured
 
 
 def main() -> None:
