@@ -30,12 +30,14 @@ from controlplane.errors import (
     InvalidInputError,
     InvalidTransitionError,
     NotAuthenticatedError,
+    NotFoundError,
     PermissionDeniedError,
     SandladaError,
     ServiceUnavailableError,
     UnacceptableRiskError,
 )
 from controlplane.members import service as members
+from controlplane.members.schemas import MemberIn
 from controlplane.models import (
     AgencyKind,
     AiActRisk,
@@ -801,3 +803,75 @@ def costs_csv(
             headers={"Content-Disposition": f'attachment; filename="costs-{parsed}.csv"'},
         ),
     )
+
+
+# --- members --------------------------------------------------------------------------------
+
+
+async def _tenant_admin(
+    request: Request, session: Session, viewer: Viewer, slug: str
+) -> TenantCaller:
+    caller = await _member(request, session, viewer, slug)
+    if not caller.is_admin:
+        raise PermissionDeniedError(f"this needs the admin role in tenant {slug!r}")
+    return caller
+
+
+@router.post("/tenants/{slug}/members", name="portal_add_member")
+async def add_member(
+    request: Request, slug: Slug, session: SessionDep, viewer: SignedIn, language: LanguageDep
+) -> Response:
+    form = await checked_form(request, viewer)
+    caller = await _tenant_admin(request, session, viewer, slug)
+    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    errors = FormErrors()
+    who = values.get("member_username", "").strip()
+    try:
+        body = MemberIn.model_validate(
+            {"username": who or None, "role": values.get("member_role", "member")}
+        )
+        await run_in_threadpool(
+            members.add_member, session, request.app.state.identity, caller, body
+        )
+        return redirect(request, f"{PREFIX}/tenants/{slug}?member_added={quote(who)}#members")
+    except ValidationError:
+        errors.add("member_username", language.gettext(N_("Fill in this field.")))
+    except NotFoundError:
+        errors.add(
+            "member_username",
+            language.gettext(
+                N_(
+                    "There is no account {username}; the person must sign in to Sandlåda once "
+                    "before they can be added."
+                )
+            ).format(username=who),
+        )
+    except SandladaError as exc:
+        errors.general.append(error_text(exc, language))
+    await run_in_threadpool(session.rollback)
+    context = await run_in_threadpool(_tenant_context, session, request, viewer, slug)
+    return render(
+        request,
+        "tenant.html",
+        viewer,
+        status_code=422 if errors.fields else 409,
+        member_values=values,
+        member_errors=errors,
+        **context,
+    )
+
+
+@router.post("/tenants/{slug}/members/{username}/remove", name="portal_remove_member")
+async def remove_member(
+    request: Request,
+    slug: Slug,
+    username: Annotated[str, Path(min_length=1, max_length=255)],
+    session: SessionDep,
+    viewer: SignedIn,
+) -> Response:
+    await checked_form(request, viewer)
+    caller = await _tenant_admin(request, session, viewer, slug)
+    await run_in_threadpool(
+        members.remove_member, session, request.app.state.identity, caller, username
+    )
+    return redirect(request, f"{PREFIX}/tenants/{slug}?member_removed={quote(username)}#members")

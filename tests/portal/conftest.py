@@ -233,13 +233,10 @@ def valid_organisation_number() -> str:
     return f"{number[:6]}-{number[6:]}"
 
 
-@pytest.fixture(scope="module")
-def requester(keycloak_controlplane_admin: KeycloakAdmin) -> Iterator[KeycloakUser]:
-    """A person of a fresh agency, so their pages show only this test's requests."""
+def _create_user(admin: KeycloakAdmin, number: str) -> KeycloakUser:
     username = f"portal-{uuid.uuid4().hex[:8]}"
     password = secrets.token_urlsafe(12)
-    number = valid_organisation_number()
-    user_id = keycloak_controlplane_admin.create_user(
+    user_id = admin.create_user(
         {
             "username": username,
             "email": f"{username}@kommun.example",
@@ -251,10 +248,29 @@ def requester(keycloak_controlplane_admin: KeycloakAdmin) -> Iterator[KeycloakUs
             "credentials": [{"type": "password", "value": password, "temporary": False}],
         }
     )
+    return KeycloakUser(username, password, user_id, number)
+
+
+@pytest.fixture(scope="module")
+def requester(keycloak_controlplane_admin: KeycloakAdmin) -> Iterator[KeycloakUser]:
+    """A person of a fresh agency, so their pages show only this test's requests."""
+    user = _create_user(keycloak_controlplane_admin, valid_organisation_number())
     try:
-        yield KeycloakUser(username, password, user_id, number)
+        yield user
     finally:
-        keycloak_controlplane_admin.delete_user(user_id)
+        keycloak_controlplane_admin.delete_user(user.user_id)
+
+
+@pytest.fixture(scope="module")
+def colleague(
+    keycloak_controlplane_admin: KeycloakAdmin, requester: KeycloakUser
+) -> Iterator[KeycloakUser]:
+    """Someone at the requester's agency whom the requester invites."""
+    user = _create_user(keycloak_controlplane_admin, requester.organisation_number)
+    try:
+        yield user
+    finally:
+        keycloak_controlplane_admin.delete_user(user.user_id)
 
 
 @dataclass
