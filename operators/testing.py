@@ -41,7 +41,7 @@ class OperatorProcess:
         """kopf's liveness endpoint: 200 once start-up ran and the apiserver answers."""
         return f"http://127.0.0.1:{self.port}/healthz"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 180.0) -> None:
         """Start the operator and wait until its health endpoint answers 200."""
         env = {
             **os.environ,
@@ -68,6 +68,9 @@ class OperatorProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)  # polling a port that is not listening yet
+        # Never leave an unhealthy operator running: it would keep reconciling the shared
+        # cluster with whatever code it started with.
+        self.stop()
         raise TimeoutError(f"operator not healthy within {timeout}s; see {self.log_path}")
 
     def kill(self) -> None:
@@ -94,7 +97,11 @@ class OperatorProcess:
             self._log = None
 
     def __enter__(self) -> Self:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *_: object) -> None:
