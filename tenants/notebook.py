@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any, Final, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from tenants.catalog import GPU_RESOURCE, NotebookDefaults, Profile
 from tenants.crd import openapi_schema
 from tenants.labels import MANAGED_BY, MANAGED_BY_LABEL, standard_labels
 from tenants.names import NAMESPACE_PREFIX
-from tenants.resource import GROUP, VERSION, Condition
+from tenants.resource import GROUP, VERSION, CamelModel, Condition
 
 API_VERSION: Final = "sandlada.se/v1alpha1"
 KIND: Final = "Notebook"
@@ -44,18 +44,6 @@ JUPYTER_PORT = 8888
 # one a valid DNS label and leave room for a StatefulSet-style suffix should one be needed.
 NAME_MAX_LENGTH = 40
 _NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-
-
-class _CamelModel(BaseModel):
-    """camelCase on the wire, snake_case in Python (as `tenants.resource`)."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="forbid",
-    )
 
 
 class NotebookPhase(StrEnum):
@@ -75,7 +63,7 @@ class StopReason(StrEnum):
     USER = "user"
 
 
-class NotebookSpec(_CamelModel):
+class NotebookSpec(CamelModel):
     """What the member asked for: a profile's resources, frozen at launch, and who owns it."""
 
     model_config = ConfigDict(
@@ -130,7 +118,7 @@ class NotebookSpec(_CamelModel):
         return self
 
 
-class NotebookStatus(_CamelModel):
+class NotebookStatus(CamelModel):
     """What the operator observed; the culler adds stop reason and last activity."""
 
     model_config = ConfigDict(
@@ -161,7 +149,7 @@ class NotebookStatus(_CamelModel):
     observed_generation: int | None = Field(None, ge=0)
 
 
-class Notebook(_CamelModel):
+class Notebook(CamelModel):
     """A whole Notebook object as read from the apiserver (metadata kept as a mapping)."""
 
     model_config = ConfigDict(

@@ -49,7 +49,7 @@ MAX_SHARED_GPUS = 4 * MAX_GPUS
 _MIG_PROFILE = re.compile(r"^[1-7]g\.[0-9]+gb$")
 
 
-class _CamelModel(BaseModel):
+class CamelModel(BaseModel):
     """Accepts and emits camelCase (the wire format) and snake_case (Python keywords)."""
 
     model_config = ConfigDict(
@@ -89,7 +89,7 @@ class Phase(StrEnum):
     FAILED = "Failed"
 
 
-class Agency(_CamelModel):
+class Agency(CamelModel):
     """The public-sector body that owns the sandbox."""
 
     name: str = Field(..., min_length=1, max_length=200, description="Agency name.")
@@ -168,7 +168,7 @@ class TenantQuota(Quota):
         return cls.model_validate({**quota.model_dump(), **extra})
 
 
-class TenantSpec(_CamelModel):
+class TenantSpec(CamelModel):
     """What the platform granted: the desired state of a tenant."""
 
     slug: str = Field(
@@ -214,7 +214,7 @@ class TenantSpec(_CamelModel):
         return value
 
 
-class Condition(_CamelModel):
+class Condition(CamelModel):
     """A Kubernetes-style status condition (as metav1.Condition)."""
 
     type: str = Field(..., min_length=1, max_length=316)
@@ -225,7 +225,7 @@ class Condition(_CamelModel):
     observed_generation: int | None = Field(None, ge=0)
 
 
-class TenantStatus(_CamelModel):
+class TenantStatus(CamelModel):
     """What the operator observed and did; written only by the operator."""
 
     model_config = ConfigDict(extra="ignore")
@@ -244,7 +244,7 @@ class TenantStatus(_CamelModel):
     provisioned_at: datetime | None = Field(None, description="When the tenant first got Ready.")
 
 
-class Tenant(_CamelModel):
+class Tenant(CamelModel):
     """A whole Tenant object as read from the apiserver (metadata kept as a plain mapping)."""
 
     model_config = ConfigDict(extra="ignore")
