@@ -66,12 +66,8 @@ class StopReason(StrEnum):
 class NotebookSpec(CamelModel):
     """What the member asked for: a profile's resources, frozen at launch, and who owns it."""
 
+    # Merged with CamelModel's configuration (camelCase aliases, extra="forbid").
     model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="forbid",
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
