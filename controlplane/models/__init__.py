@@ -4,6 +4,7 @@ from controlplane.models.agency import Agency
 from controlplane.models.audit import AuditEvent
 from controlplane.models.base import Base
 from controlplane.models.capacity import GpuCapacity
+from controlplane.models.changes import ChangeCounter
 from controlplane.models.enums import (
     AgencyKind,
     AiActRisk,
@@ -24,6 +25,7 @@ __all__ = [
     "Base",
     "Budget",
     "BudgetAlert",
+    "ChangeCounter",
     "DataClassification",
     "GpuCapacity",
     "GpuPrice",
