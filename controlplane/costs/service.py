@@ -226,6 +226,11 @@ def _month_periods(session: Session, month: Month) -> list[Period]:
     return pricing.periods(prices, month.first_day, month.last_day)
 
 
+def month_periods(session: Session, month: Month) -> list[Period]:
+    """The month split into runs of days priced by one price list, as the report splits it."""
+    return _month_periods(session, month)
+
+
 def _usage_by_tenant(
     session: Session,
     periods: list[Period],
