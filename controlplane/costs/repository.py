@@ -11,11 +11,22 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from controlplane.models import Agency, Budget, BudgetAlert, PriceList, Tenant, UsageDaily
+from controlplane.models import (
+    Agency,
+    Budget,
+    BudgetAlert,
+    PriceList,
+    Tenant,
+    UsageDaily,
+    UsageMonthly,
+)
 
 # (tenant_id, slug, organisation number, agency name, period index, gpu_model, gpu seconds,
 # CPU core-seconds, memory GiB-seconds, storage GiB-seconds)
 UsageRow = tuple[int, str, str, str, int, str, float, float, float, float]
+# (tenant_id, slug, organisation number, agency name, price_from, gpu_model, gpu seconds,
+# CPU core-seconds, memory GiB-seconds, storage GiB-seconds, first day, last day)
+MonthlyRow = tuple[int, str, str, str, date, str, float, float, float, float, date, date]
 
 
 class CostRepository:
@@ -99,6 +110,36 @@ class CostRepository:
         )
         # Core rows straight from the connection, as plain tuples: a month for every agency is
         # thousands of rows, and the ORM's result processing per row costs more than the SQL.
+        return [tuple(row) for row in self.session.connection().execute(query)]
+
+    def monthly_usage(
+        self, month: date, *, agency_id: int | None = None, tenant_id: int | None = None
+    ) -> list[MonthlyRow]:
+        """The month's ``usage_monthly`` rows (one per tenant, price segment and GPU model),
+        with the tenant's names: a few thousand rows for every agency."""
+        query = (
+            select(
+                UsageMonthly.tenant_id,
+                Tenant.slug,
+                Agency.organisation_number,
+                Agency.name,
+                UsageMonthly.price_from,
+                UsageMonthly.gpu_model,
+                UsageMonthly.gpu_seconds,
+                UsageMonthly.cpu_core_seconds,
+                UsageMonthly.memory_gib_seconds,
+                UsageMonthly.storage_gib_seconds,
+                UsageMonthly.first_day,
+                UsageMonthly.last_day,
+            )
+            .join(Tenant, Tenant.id == UsageMonthly.tenant_id)
+            .join(Agency, Agency.id == Tenant.agency_id)
+            .where(UsageMonthly.month == month)
+        )
+        if tenant_id is not None:
+            query = query.where(UsageMonthly.tenant_id == tenant_id)
+        if agency_id is not None:
+            query = query.where(Tenant.agency_id == agency_id)
         return [tuple(row) for row in self.session.connection().execute(query)]
 
     def agency_by_organisation_number(self, organisation_number: str) -> Agency | None:

@@ -1,19 +1,21 @@
 """Price list versions and monthly cost reports.
 
-Reports read ``usage_daily`` (the metering rollup) only: usage of a running pod appears once the
-collector has folded it into the day's row. Each run of days that shares a price list is summed
-in one SQL query per run (a month has one run, or two when prices change mid-month), so a report
-for every agency is a handful of grouped scans of the month's rollup rows, not a walk over raw
-intervals.
+Reports read the metering's rollups only: usage of a running pod appears once the collector has
+folded it into ``usage_daily`` (and, in the same statement path, ``usage_monthly``). The report
+reads ``usage_monthly``, one row per tenant, month, price segment and GPU model, i.e. a few
+thousand rows for every agency; ``usage_daily`` summed per price period (one grouped scan of
+the month's days) gives the same report and is the fallback.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections import defaultdict
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -24,7 +26,7 @@ from controlplane.audit.service import Actor, record
 from controlplane.auth.principal import User
 from controlplane.costs import pricing
 from controlplane.costs.pricing import Cost, Month, Period, Prices, Usage
-from controlplane.costs.repository import CostRepository
+from controlplane.costs.repository import CostRepository, UsageRow
 from controlplane.costs.schemas import (
     AgencyCosts,
     AppliedPriceList,
@@ -41,11 +43,15 @@ from controlplane.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from controlplane.metering.repository import UsageRepository
 from controlplane.metering.service import daily_usage
 from controlplane.models import GpuPrice, PriceList
+from controlplane.models.usage import NO_PRICE_LIST
 from controlplane.schemas import format_organisation_number
 
 PRICE_UNIT = Decimal("0.0001")
+
+logger = logging.getLogger(__name__)
 
 
 def today(timezone: str, now: datetime | None = None) -> date:
@@ -153,8 +159,18 @@ def create_price_list(session: Session, actor: Actor, body: PriceListIn, on: dat
         ],
     )
     repository.add(row)
+    _rekey_summary(session, body.effective_from)
     record(session, actor, "price_list.created", "price_list", str(row.id), after=_audit_view(row))
     return _price_list_out(row, "scheduled")
+
+
+def _rekey_summary(session: Session, changed_from: date) -> None:
+    """After a version from ``changed_from`` was added or withdrawn: if usage is already
+    metered for that day or later (only possible through clock skew or a bulk load, as versions
+    start after today), recompute those months' summary segments in this transaction."""
+    usage = UsageRepository(session)
+    if usage.has_daily_from(changed_from):
+        usage.rebuild_monthly(changed_from)
 
 
 def delete_price_list(session: Session, actor: Actor, price_list_id: int, on: date) -> None:
@@ -171,6 +187,7 @@ def delete_price_list(session: Session, actor: Actor, price_list_id: int, on: da
         )
     view = _audit_view(row)
     repository.delete(row)
+    _rekey_summary(session, row.effective_from)
     record(session, actor, "price_list.deleted", "price_list", str(price_list_id), before=view)
 
 
@@ -231,19 +248,75 @@ def month_periods(session: Session, month: Month) -> list[Period]:
     return _month_periods(session, month)
 
 
-def _usage_by_tenant(
+ReportSource = Literal["summary", "daily"]
+
+
+def _summary_rows(
+    session: Session, month: Month, periods: list[Period], agency_id: int | None
+) -> list[UsageRow] | None:
+    """The month's usage from ``usage_monthly``, each row assigned to its price period; None
+    if a row's price segment does not fit the periods the price lists give now.
+
+    A row's segment is the price list in force on its days when they were metered. Price lists
+    are only added or withdrawn for days after today, so that only changes for usage folded
+    for a future day (clock skew, a bulk load); the report then reads ``usage_daily``
+    instead, which is exact whatever the summary holds.
+    """
+    index = {
+        (p.prices.effective_from if p.prices is not None else NO_PRICE_LIST): i
+        for i, p in enumerate(periods)
+    }
+    rows: list[UsageRow] = []
+    for (
+        tenant,
+        slug,
+        org,
+        name,
+        price_from,
+        model,
+        gpu,
+        cpu,
+        memory,
+        storage,
+        first_day,
+        last_day,
+    ) in CostRepository(session).monthly_usage(month.first_day, agency_id=agency_id):
+        period = index.get(price_from)
+        if period is None or not (
+            periods[period].first <= first_day and last_day <= periods[period].last
+        ):
+            logger.warning(
+                "usage_monthly segment %s of tenant %s in %s does not match the price lists; "
+                "the report reads usage_daily (sandlada meter rebuild-summary repairs it)",
+                price_from,
+                slug,
+                month,
+            )
+            return None
+        rows.append((tenant, slug, org, name, period, model, gpu, cpu, memory, storage))
+    return rows
+
+
+def _daily_rows(
     session: Session,
     periods: list[Period],
     *,
     agency_id: int | None = None,
     tenant_id: int | None = None,
-) -> tuple[dict[int, list[tuple[Period, Usage]]], dict[int, tuple[str, str, str]]]:
-    rows = CostRepository(session).usage(
+) -> list[UsageRow]:
+    return CostRepository(session).usage(
         [(p.first, p.last) for p in periods], agency_id=agency_id, tenant_id=tenant_id
     )
+
+
+def _usage_by_tenant(
+    rows: list[UsageRow], periods: list[Period]
+) -> tuple[dict[int, list[tuple[Period, Usage]]], dict[int, tuple[str, str, str]]]:
     usage: dict[int, list[tuple[Period, Usage]]] = defaultdict(list)
     names: dict[int, tuple[str, str, str]] = {}
     per_period: dict[tuple[int, int], Usage] = {}
+    # Sorted so that the float sums below add in one order whatever order the rows came in.
+    rows.sort(key=lambda row: (row[0], row[4], row[5]))
     for tenant, slug, org, agency_name, index, model, gpu, cpu, memory, storage in rows:
         amounts = per_period.get((tenant, index))
         if amounts is None:
@@ -255,8 +328,6 @@ def _usage_by_tenant(
         amounts.cpu_core_seconds += cpu or 0.0
         amounts.memory_gib_seconds += memory or 0.0
         amounts.storage_gib_seconds += storage or 0.0
-    for entries in usage.values():
-        entries.sort(key=lambda entry: entry[0].first)
     return usage, names
 
 
@@ -267,15 +338,24 @@ def cost_report(
     *,
     organisation_number: str | None = None,
     now: datetime | None = None,
+    source: ReportSource = "summary",
 ) -> CostReport:
-    """The month's costs per tenant, grouped by agency, each day at the prices then in force."""
+    """The month's costs per tenant, grouped by agency, each day at the prices then in force.
+
+    ``source="summary"`` reads ``usage_monthly`` (a few rows per tenant; falls back to
+    ``usage_daily`` if a segment does not fit the price periods), ``"daily"`` sums the month's
+    ``usage_daily`` rows; both give the same report.
+    """
     repository = CostRepository(session)
     agency_id: int | None = None
     if organisation_number is not None:
         agency = repository.agency_by_organisation_number(organisation_number)
         agency_id = agency.id if agency is not None else -1
     periods = _month_periods(session, month)
-    usage, names = _usage_by_tenant(session, periods, agency_id=agency_id)
+    rows = _summary_rows(session, month, periods, agency_id) if source == "summary" else None
+    if rows is None:
+        rows = _daily_rows(session, periods, agency_id=agency_id)
+    usage, names = _usage_by_tenant(rows, periods)
 
     agencies: dict[str, tuple[str, list[TenantCostLine], Cost]] = {}
     unpriced: list[UnpricedUsage] = []

@@ -1,15 +1,19 @@
-"""``sandlada meter run``: the metering collector as a control-plane process."""
+"""``sandlada meter run``: the metering collector as a control-plane process; ``sandlada meter
+rebuild-summary``: recompute the cost report's monthly summary from ``usage_daily``."""
 
 from __future__ import annotations
 
 import signal
 import threading
+from datetime import date
 from typing import Annotated
 
 import typer
 
+from controlplane.database import Database
 from controlplane.logs import configure_logging
 from controlplane.metering.collector import run_collector
+from controlplane.metering.repository import UsageRepository
 from controlplane.settings import Settings
 
 meter_app = typer.Typer(help="Usage metering.", no_args_is_help=True)
@@ -47,3 +51,28 @@ def meter_run(
         stop=stop,
         tick_seconds=tick_seconds,
     )
+
+
+@meter_app.command("rebuild-summary")
+def meter_rebuild_summary(
+    since: Annotated[
+        str | None,
+        typer.Option(help="YYYY-MM-DD: rebuild the months from this day's month on (default all)."),
+    ] = None,
+) -> None:
+    """Recompute usage_monthly (the cost report's summary) from usage_daily, in one transaction.
+
+    Needed only after usage_daily was written by other means than the metering (a bulk load).
+    """
+    try:
+        first = date.fromisoformat(since) if since is not None else None
+    except ValueError:
+        typer.echo(f"error: --since {since!r} is not a day (YYYY-MM-DD)", err=True)
+        raise typer.Exit(2) from None
+    database = Database.from_url(Settings().database_url)
+    try:
+        with database.session() as session, session.begin():
+            rows = UsageRepository(session).rebuild_monthly(first)
+    finally:
+        database.dispose()
+    typer.echo(f"usage_monthly: {rows} rows")

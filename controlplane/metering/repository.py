@@ -4,6 +4,10 @@ Writes that must happen once are conditional: an interval is inserted with ON CO
 NOTHING on its UID, closed with ``WHERE ended_at IS NULL`` and folded with a compare-and-set on
 ``rolled_up_to``; the daily row is an ON CONFLICT DO UPDATE that adds. Whoever wins the
 condition writes; everyone else writes nothing.
+
+Every addition to ``usage_daily`` goes through :meth:`UsageRepository.add_daily`, which adds
+the same amounts to the tenant's ``usage_monthly`` segment in the same transaction (the cost
+report's summary; see ``controlplane.models.usage``).
 """
 
 from __future__ import annotations
@@ -18,19 +22,29 @@ from sqlalchemy import (
     Float,
     and_,
     cast,
+    delete,
     func,
     literal,
     null,
     or_,
     select,
+    text,
     union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from controlplane.models import StorageInterval, Tenant, UsageDaily, UsageInterval
+from controlplane.models import (
+    PriceList,
+    StorageInterval,
+    Tenant,
+    UsageDaily,
+    UsageInterval,
+    UsageMonthly,
+)
 from controlplane.models.base import UtcDateTime
+from controlplane.models.usage import NO_PRICE_LIST
 
 Interval = UsageInterval | StorageInterval
 IntervalModel = type[UsageInterval] | type[StorageInterval]
@@ -105,7 +119,8 @@ class UsageRepository:
         return bool(_affected(self.session.execute(statement)))
 
     def add_daily(self, tenant_id: int, day: date, gpu_model: str, **seconds: float) -> None:
-        """Add to one (tenant, day, model) row, creating it if needed."""
+        """Add to one (tenant, day, model) row, creating it if needed, and the same amounts to
+        the tenant's monthly summary (:meth:`add_monthly`)."""
         values = {
             "gpu_seconds": 0.0,
             "cpu_core_seconds": 0.0,
@@ -127,6 +142,95 @@ class UsageRepository:
             or {"gpu_seconds": table.c.gpu_seconds},
         )
         self.session.execute(statement)
+        self.add_monthly(tenant_id, day, gpu_model, values)
+
+    def add_monthly(
+        self, tenant_id: int, day: date, gpu_model: str, values: dict[str, float]
+    ) -> None:
+        """Add one day's amounts to the (tenant, month, price segment, model) summary row.
+
+        The segment is the ``effective_from`` of the price list in force on ``day``, read in
+        the same statement (a scalar subquery on the unique ``effective_from`` index).
+        """
+        table = UsageMonthly.__table__
+        in_force = (
+            select(func.max(PriceList.effective_from))
+            .where(PriceList.effective_from <= day)
+            .scalar_subquery()
+        )
+        statement = _insert(self.session, table).values(
+            tenant_id=tenant_id,
+            month=day.replace(day=1),
+            price_from=func.coalesce(in_force, literal(NO_PRICE_LIST, Date())),
+            gpu_model=gpu_model,
+            first_day=day,
+            last_day=day,
+            **values,
+        )
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        least, greatest = (func.least, func.greatest) if postgres else (func.min, func.max)
+        statement = statement.on_conflict_do_update(
+            index_elements=["tenant_id", "month", "price_from", "gpu_model"],
+            set_={
+                **{
+                    name: table.c[name] + statement.excluded[name]
+                    for name, amount in values.items()
+                    if amount
+                },
+                "first_day": least(table.c.first_day, statement.excluded.first_day),
+                "last_day": greatest(table.c.last_day, statement.excluded.last_day),
+            },
+        )
+        self.session.execute(statement)
+
+    def has_daily_from(self, day: date) -> bool:
+        """Whether any usage_daily row is for ``day`` or later (an index probe)."""
+        query = select(UsageDaily.id).where(UsageDaily.day >= day).limit(1)
+        return self.session.execute(query).first() is not None
+
+    def rebuild_monthly(self, since: date | None = None) -> int:
+        """Recompute ``usage_monthly`` from ``usage_daily`` (months from ``since``'s on, or
+        all), set-based; returns the summary rows written.
+
+        For usage written into ``usage_daily`` by other means than :meth:`add_daily` (a bulk
+        load) and for summary rows whose price segment no longer matches the price lists. The
+        same statement as migration 0006's backfill.
+        """
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        month = (
+            "CAST(date_trunc('month', d.day) AS DATE)"
+            if postgres
+            else "date(d.day, 'start of month')"
+        )
+        sentinel = "CAST(:sentinel AS DATE)" if postgres else ":sentinel"
+        where = "WHERE d.day >= :since" if since is not None else ""
+        first = since.replace(day=1) if since is not None else NO_PRICE_LIST
+        deleted = delete(UsageMonthly).where(UsageMonthly.month >= first)
+        self.session.execute(deleted.execution_options(synchronize_session=False))
+        statement = text(
+            f"""
+            INSERT INTO usage_monthly (tenant_id, month, price_from, gpu_model, gpu_seconds,
+                                       cpu_core_seconds, memory_gib_seconds,
+                                       storage_gib_seconds, first_day, last_day)
+            SELECT tenant_id, month, price_from, gpu_model, sum(gpu_seconds),
+                   sum(cpu_core_seconds), sum(memory_gib_seconds), sum(storage_gib_seconds),
+                   min(day), max(day)
+            FROM (
+                SELECT d.tenant_id, {month} AS month,
+                       coalesce((SELECT max(p.effective_from) FROM price_lists p
+                                 WHERE p.effective_from <= d.day), {sentinel}) AS price_from,
+                       d.gpu_model, d.day, d.gpu_seconds, d.cpu_core_seconds,
+                       d.memory_gib_seconds, d.storage_gib_seconds
+                FROM usage_daily d {where}
+            ) AS segments
+            GROUP BY tenant_id, month, price_from, gpu_model
+            """  # noqa: S608 - only fixed SQL fragments are formatted in; values are bound
+        )
+        parameters: dict[str, Any] = {"sentinel": NO_PRICE_LIST.isoformat()}
+        if since is not None:
+            # pysqlite stores dates as ISO text; bind the same text there.
+            parameters["since"] = first if postgres else first.isoformat()
+        return _affected(self.session.execute(statement, parameters))
 
     def unfolded(
         self, model: IntervalModel, cutoff: datetime, *, closed_backlog: bool = False

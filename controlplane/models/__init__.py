@@ -15,7 +15,7 @@ from controlplane.models.enums import (
 from controlplane.models.pricing import Budget, BudgetAlert, GpuPrice, PriceList
 from controlplane.models.sandbox_request import SandboxRequest
 from controlplane.models.tenant import Tenant
-from controlplane.models.usage import StorageInterval, UsageDaily, UsageInterval
+from controlplane.models.usage import StorageInterval, UsageDaily, UsageInterval, UsageMonthly
 
 __all__ = [
     "Agency",
@@ -37,4 +37,5 @@ __all__ = [
     "TenantStatus",
     "UsageDaily",
     "UsageInterval",
+    "UsageMonthly",
 ]

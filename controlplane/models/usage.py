@@ -11,6 +11,14 @@ the same for PersistentVolumeClaims.
 ``usage_daily`` is one row per tenant, calendar day (in the report time zone) and GPU model; the
 row with ``gpu_model = ""`` holds usage of pods without GPUs and all storage. CPU, memory and
 storage totals are the sums over every row of the day.
+
+``usage_monthly`` is the same usage summed per tenant, month, price segment and GPU model, kept
+by the same upsert that adds to ``usage_daily`` (so in the same transaction): the monthly cost
+report reads a few rows per tenant instead of a month of days. The price segment is the
+``effective_from`` of the price list in force on the usage day (``NO_PRICE_LIST`` when none was),
+so a month with a price change keeps each day's usage with the prices then in force.
+``first_day``/``last_day`` bound the days summed into the row; the report uses them to check
+that the segment still matches the price lists it prices with.
 """
 
 from __future__ import annotations
@@ -73,6 +81,10 @@ class StorageInterval(Base):
     rolled_up_to: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
+# price_from of usage on days no price list covers (before the first version).
+NO_PRICE_LIST = date(1, 1, 1)
+
+
 class UsageDaily(Base):
     __tablename__ = "usage_daily"
     __table_args__ = (
@@ -89,3 +101,28 @@ class UsageDaily(Base):
     cpu_core_seconds: Mapped[float] = mapped_column(default=0.0)
     memory_gib_seconds: Mapped[float] = mapped_column(default=0.0)
     storage_gib_seconds: Mapped[float] = mapped_column(default=0.0)
+
+
+class UsageMonthly(Base):
+    __tablename__ = "usage_monthly"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "month", "price_from", "gpu_model", name="uq_usage_monthly_segment"
+        ),
+        Index("ix_usage_monthly_month", "month"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"))
+    # First day of the calendar month (report time zone).
+    month: Mapped[date] = mapped_column(Date)
+    # effective_from of the price list in force on the usage days; NO_PRICE_LIST when none.
+    price_from: Mapped[date] = mapped_column(Date)
+    gpu_model: Mapped[str] = mapped_column(String(100))
+    gpu_seconds: Mapped[float] = mapped_column(default=0.0)
+    cpu_core_seconds: Mapped[float] = mapped_column(default=0.0)
+    memory_gib_seconds: Mapped[float] = mapped_column(default=0.0)
+    storage_gib_seconds: Mapped[float] = mapped_column(default=0.0)
+    # The earliest and latest usage day summed into this row.
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)

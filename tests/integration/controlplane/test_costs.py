@@ -1,7 +1,8 @@
 """Price lists and the monthly cost report: API, CSV = JSON, totals, scope, CLI (issue 7).
 
-Usage enters as ``usage_daily`` rows, the metering rollup the report reads; the tests write them
-directly so the figures are known, and every expected amount is worked out by hand in comments.
+Usage enters as ``usage_daily`` rows (and their monthly summary, which the report reads) through
+the metering's own upsert, so the figures are known, and every expected amount is worked out by
+hand in comments.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from controlplane.costs import service
 from controlplane.costs.pricing import Month
 from controlplane.costs.schemas import PriceListIn
 from controlplane.database import Database
+from controlplane.metering.repository import UsageRepository
 from controlplane.models import (
     Agency,
     AgencyKind,
@@ -33,7 +35,6 @@ from controlplane.models import (
     SandboxRequest,
     Tenant,
     TenantStatus,
-    UsageDaily,
 )
 from tests.fixtures.tokens import (
     ADMIN,
@@ -107,16 +108,15 @@ def add_usage(
     memory_gib_hours: float = 0,
     storage_gib_days: float = 0,
 ) -> None:
-    session.add(
-        UsageDaily(
-            tenant_id=tenant.id,
-            day=day,
-            gpu_model=gpu_model,
-            gpu_seconds=gpu_hours * HOUR,
-            cpu_core_seconds=cpu_core_hours * HOUR,
-            memory_gib_seconds=memory_gib_hours * HOUR,
-            storage_gib_seconds=storage_gib_days * DAY,
-        )
+    # Through the metering's own upsert, which also keeps the monthly summary the report reads.
+    UsageRepository(session).add_daily(
+        tenant.id,
+        day,
+        gpu_model,
+        gpu_seconds=gpu_hours * HOUR,
+        cpu_core_seconds=cpu_core_hours * HOUR,
+        memory_gib_seconds=memory_gib_hours * HOUR,
+        storage_gib_seconds=storage_gib_days * DAY,
     )
     session.flush()
 
