@@ -123,7 +123,7 @@ def _both(session: Session, month: str, organisation_number: str | None = None) 
             TZ,
             organisation_number=organisation_number,
             now=GENERATED,
-            source=source,  # type: ignore[arg-type]
+            source=source,
         )
         out += [report.model_dump_json(), service.report_csv(report)]
     return out
