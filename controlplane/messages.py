@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from controlplane.costs.messages import MESSAGES as COSTS_MESSAGES
 from controlplane.notebooks.messages import MESSAGES as NOTEBOOK_MESSAGES
 
 Language = Literal["en", "sv"]
@@ -213,6 +214,7 @@ CATALOGUE: Final[dict[str, dict[Language, str]]] = {
     "action.offboarded": {"en": "offboarded", "sv": "avvecklas"},
     # Notebooks (issue 6): kept beside their code in controlplane/notebooks/messages.py.
     **NOTEBOOK_MESSAGES,
+    **COSTS_MESSAGES,
 }
 
 
