@@ -34,6 +34,7 @@ from controlplane.costs.repository import CostRepository
 from controlplane.costs.schemas import BudgetAlertOut, BudgetIn, BudgetOut
 from controlplane.database import Database
 from controlplane.errors import ConflictError, NotFoundError
+from controlplane.messages import LANGUAGES, Message, message
 from controlplane.models import Budget, BudgetAlert, Tenant
 from controlplane.schemas import format_organisation_number
 from controlplane.settings import get_settings
@@ -62,10 +63,7 @@ def _alert_out(alert: BudgetAlert) -> BudgetAlertOut:
 def get_budget(session: Session, tenant: Tenant, timezone: str) -> BudgetOut:
     budget = CostRepository(session).budget(tenant.id)
     if budget is None:
-        raise NotFoundError(
-            f"tenant {tenant.slug!r} has no budget; a tenant admin can set one / miljön har "
-            "ingen budget; en administratör för miljön kan sätta en"
-        )
+        raise NotFoundError(message("costs.no_budget", tenant=tenant.slug))
     return _budget_out(session, budget, timezone)
 
 
@@ -131,7 +129,7 @@ def delete_budget(session: Session, actor: Actor, tenant: Tenant) -> None:
     repository = CostRepository(session)
     budget = repository.budget(tenant.id)
     if budget is None:
-        raise NotFoundError(f"tenant {tenant.slug!r} has no budget / miljön har ingen budget")
+        raise NotFoundError(message("costs.no_budget", tenant=tenant.slug))
     before = {"monthly_sek": str(budget.monthly_sek), "enforce": budget.enforce}
     repository.delete(budget)
     record(session, actor, "budget.deleted", "tenant", tenant.slug, before=before)
@@ -152,11 +150,13 @@ def ensure_launch_allowed(session: Session, tenant: Tenant, timezone: str | None
     spent = service.tenant_month_cost(session, tenant.id, month, timezone)
     if spent >= budget.monthly_sek:
         raise BudgetExceededError(
-            f"tenant {tenant.slug!r} has used {spent} of its {budget.monthly_sek} SEK budget for "
-            f"{month}; new notebooks cannot be started until a tenant admin raises the budget or "
-            "the month ends / miljön har förbrukat sin budget för månaden "
-            f"({spent} av {budget.monthly_sek} kr); nya notebooks kan inte startas förrän en "
-            "administratör höjer budgeten eller månaden är slut"
+            message(
+                "costs.budget_exceeded",
+                tenant=tenant.slug,
+                spent=spent,
+                budget=budget.monthly_sek,
+                month=str(month),
+            )
         )
 
 
@@ -213,9 +213,22 @@ def evaluate(
     return recorded
 
 
+def alert_message(alert: BudgetAlert) -> Message:
+    """What a person reads about an alert (webhook ``message``), in either language."""
+    return message(
+        "costs.budget_alert",
+        tenant=alert.tenant.slug,
+        threshold=alert.threshold_percent,
+        month=alert.month,
+        spent=alert.spent_sek,
+        budget=alert.budget_sek,
+    )
+
+
 def alert_payload(alert: BudgetAlert) -> dict[str, Any]:
     """The JSON body POSTed to the webhook."""
     tenant = alert.tenant
+    text = alert_message(alert)
     return {
         "type": "budget.threshold_reached",
         "id": f"budget-alert-{alert.id}",
@@ -230,12 +243,7 @@ def alert_payload(alert: BudgetAlert) -> dict[str, Any]:
         "spent_sek": str(alert.spent_sek),
         "currency": "SEK",
         "recorded_at": alert.recorded_at.isoformat(),
-        "message": {
-            "en": f"Tenant {tenant.slug} has used {alert.threshold_percent} % of its budget for "
-            f"{alert.month} ({alert.spent_sek} of {alert.budget_sek} SEK).",
-            "sv": f"Miljön {tenant.slug} har förbrukat {alert.threshold_percent} % av sin "
-            f"budget för {alert.month} ({alert.spent_sek} av {alert.budget_sek} kr).",
-        },
+        "message": {language: text.render(language) for language in LANGUAGES},
     }
 
 

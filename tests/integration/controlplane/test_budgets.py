@@ -149,7 +149,11 @@ def test_each_alert_fires_once_at_80_and_100(committed: Database, receiver: Rece
     assert first["month"] == str(service.current_month(TZ))
     assert (first["budget_sek"], first["spent_sek"]) == ("100.00", "85.00")
     assert receiver.received[1]["spent_sek"] == "120.00"
-    assert "80 %" in first["message"]["en"] and "budget för" in first["message"]["sv"]
+    month = first["month"]
+    assert first["message"] == {
+        "en": f"Tenant kiruna-a has used 80 % of its budget for {month} (85.00 of 100.00 SEK).",
+        "sv": f"Miljön kiruna-a har förbrukat 80 % av sin budget för {month} (85.00 av 100.00 kr).",
+    }
     assert receiver.keys == [body["id"] for body in receiver.received]
     alerts = _alerts(committed)
     assert [(a.threshold_percent, a.delivery_state, a.attempts) for a in alerts] == [
@@ -256,7 +260,7 @@ class TestEnforcement:
         assert caught.value.status_code == 409
         assert caught.value.code == "budget_exceeded"
         assert "100.00 of its 100.00 SEK budget" in caught.value.detail
-        assert "nya notebooks kan inte startas" in caught.value.detail
+        assert "nya notebooks kan inte startas" in caught.value.render("sv")
 
     def test_allows_below_100_percent(self, session: Session) -> None:
         ensure_launch_allowed(session, self._tenant(session, enforce=True, core_hours=99.99))

@@ -42,7 +42,16 @@ def test_launch_refused_over_budget_when_enforced(api: Api, spent: None) -> None
     body = response.json()
     assert body["error"] == "budget_exceeded"
     assert "120.00 of its 100.00 SEK budget" in body["detail"]
-    assert "förbrukat sin budget" in body["detail"]
+    swedish = api.request(
+        "POST",
+        LAUNCH,
+        TENANT_ADMIN,
+        json={"name": "analys", "profile": "cpu-small"},
+        headers={"Accept-Language": "sv-SE"},
+    )
+    assert swedish.status_code == 409, swedish.text
+    assert "förbrukat sin budget" in swedish.json()["detail"]
+    assert "(120.00 av 100.00 kr)" in swedish.json()["detail"]
 
 
 def test_launch_not_refused_when_not_enforced(api: Api, spent: None) -> None:
