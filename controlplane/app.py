@@ -29,9 +29,17 @@ from controlplane.notebooks.routes import router as notebooks_router
 from controlplane.portal.install import install_portal
 from controlplane.requests.routes import router as requests_router
 from controlplane.settings import Settings, get_settings
+from controlplane.tenancy.listcache import TenantListCache
 from controlplane.tenancy.routes import router as tenants_router
 from controlplane.tenancy.sync import sync_forever
 from controlplane.tenancy.watch import TenantWatcher
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -86,16 +94,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 )
             )
         yield
-        if budgets is not None:
-            budgets.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await budgets
-        if sync is not None:
-            sync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sync
+        await _cancel(budgets)
+        await _cancel(sync)
         if watcher is not None:
             await run_in_threadpool(watcher.stop)
+        await running.state.tenant_list_cache.aclose()
         verifier.close()
         if cluster is not None:
             cluster.close()
@@ -114,6 +117,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.identity = identity
     app.state.cluster = cluster
     app.state.watcher = None
+    app.state.tenant_list_cache = TenantListCache.for_database(
+        database, settings.tenant_list_cache_entries
+    )
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for router in (health_router, requests_router, tenants_router, capacity_router, audit_router):

@@ -145,6 +145,8 @@ class Database:
 
     def __init__(self, engine: Engine, connection: Connection | None = None) -> None:
         self.engine = engine
+        # Bound to one outside transaction (tests): other connections cannot see its writes.
+        self.bound_to_connection = connection is not None
         if connection is not None:
             # Sessions join the caller's open transaction and commit only savepoints, so a
             # test can roll everything back at its end.

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
         description="Least time between JWKS refetches caused by tokens with unknown key ids.",
     )
     platform_admin_role: str = "platform-admin"
+    tenant_list_cache_entries: int = Field(
+        256,
+        ge=0,
+        le=100_000,
+        description="Rendered pages of GET /api/v1/tenants kept until tenants or agencies change "
+        "(least recently used first out); 0 renders every request.",
+    )
     gpu_overcommit: float = Field(
         1.0,
         ge=1.0,

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from controlplane.auth.oidc import OidcVerifier
 from controlplane.auth.principal import User
@@ -24,8 +24,6 @@ from controlplane.models import Tenant
 from controlplane.settings import Settings
 from controlplane.tenancy import service as tenancy
 from tenants.names import tenant_group
-
-_bearer = HTTPBearer(auto_error=False, description="OIDC access token from the Sandlåda realm.")
 
 
 async def get_verifier(request: Request) -> OidcVerifier:
@@ -41,22 +39,32 @@ async def get_settings_dep(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-# Dependencies are ``async`` so that they cost no thread hop per request; the one step that may
-# block (verifying a token not seen before, which can fetch the JWKS) goes to the threadpool.
-async def get_current_user(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise NotAuthenticatedError(message("auth.bearer_required"))
-    verifier: OidcVerifier = request.app.state.verifier
-    settings: Settings = request.app.state.settings
-    claims = verifier.cached(credentials.credentials)
-    if claims is None:
-        claims = await run_in_threadpool(verifier.verify, credentials.credentials)
-    return User.from_claims(claims, settings.platform_admin_role)
+class _BearerUser(HTTPBearer):
+    """The caller, from the request's bearer token.
+
+    A subclass of ``HTTPBearer`` so that OpenAPI documents the security scheme, resolving to the
+    ``User`` itself: one dependency instead of a credentials dependency under a user dependency
+    (each level costs FastAPI's dependency resolution on every request).
+
+    ``async`` so that it costs no thread hop; the one step that may block (verifying a token
+    not seen before, which can fetch the JWKS) goes to the threadpool.
+    """
+
+    async def __call__(self, request: Request) -> User:  # type: ignore[override]
+        credentials = await super().__call__(request)  # auto_error=False: None when absent
+        if credentials is None:
+            raise NotAuthenticatedError(message("auth.bearer_required"))
+        verifier: OidcVerifier = request.app.state.verifier
+        settings: Settings = request.app.state.settings
+        claims = verifier.cached(credentials.credentials)
+        if claims is None:
+            claims = await run_in_threadpool(verifier.verify, credentials.credentials)
+        return User.from_claims(claims, settings.platform_admin_role)
 
 
+get_current_user = _BearerUser(
+    auto_error=False, description="OIDC access token from the Sandlåda realm."
+)
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
