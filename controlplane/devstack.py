@@ -114,6 +114,8 @@ def up() -> dict[str, str]:
     return {
         "SANDLADA_KUBECONFIG": str(cluster.kubeconfig.resolve()),
         "SANDLADA_OIDC_ISSUER": realm.issuer,
+        # Tenants' Tenant resources grant the MLflow started above (their egress policy).
+        "SANDLADA_MLFLOW_ENABLED": "true",
     }
 
 

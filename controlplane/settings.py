@@ -99,6 +99,13 @@ class Settings(BaseSettings):
         description="MLflow UI linked from tenant pages; development defaults to "
         f"{DEV_MLFLOW_URL}.",
     )
+    mlflow_enabled: bool = Field(
+        False,
+        description="The platform runs the shared MLflow server (the operator has "
+        "SANDLADA_OPERATOR_MLFLOW_URL and a workspace per tenant): every Tenant resource then "
+        "lists sharedServices [mlflow], so the tenant's NetworkPolicies allow egress to it. The "
+        "Helm chart sets it from operator.mlflow.url, `sandlada dev up` from the MLflow it starts.",
+    )
 
     report_timezone: str = Field(
         "Europe/Stockholm",
