@@ -61,3 +61,9 @@ STOP_REASONS = {
     "max-age": N_("Stopped at its maximum age"),
     "user": N_("Stopped by a person"),
 }
+ALERT_DELIVERY = {
+    "pending": N_("Being sent"),
+    "delivered": N_("Sent"),
+    "failed": N_("Could not be sent"),
+    "skipped": N_("Recorded (no webhook configured)"),
+}

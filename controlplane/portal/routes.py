@@ -7,7 +7,9 @@ POST rolls the request's session back before rendering, so nothing half-done is 
 
 from __future__ import annotations
 
+import math
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -20,10 +22,14 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from controlplane.audit import service as audit
+from controlplane.audit.service import Actor
 from controlplane.auth.dependencies import TenantCaller
 from controlplane.capacity import service as capacity
+from controlplane.cluster.storage import TenantCluster
+from controlplane.costs import budgets
 from controlplane.costs import service as costs
 from controlplane.costs.pricing import Month
+from controlplane.costs.schemas import BudgetIn, BudgetOut
 from controlplane.database import SessionDep
 from controlplane.errors import (
     CapacityExceededError,
@@ -44,6 +50,7 @@ from controlplane.models import (
     DataClassification,
     RequestStatus,
     SandboxRequest,
+    Tenant,
 )
 from controlplane.notebooks import service as notebooks
 from controlplane.notebooks.schemas import NotebookIn, NotebookOut
@@ -78,6 +85,7 @@ from controlplane.portal.web import (
 from controlplane.requests import service as requests
 from controlplane.requests.schemas import ApproveIn, RejectIn, SandboxRequestIn
 from controlplane.schemas import MAX_ID
+from controlplane.settings import Settings
 from controlplane.tenancy import lifecycle
 from controlplane.tenancy import service as tenancy
 from tenants.catalog import Catalog, load_catalog
@@ -99,6 +107,7 @@ ENUMS: dict[str, Any] = {
     "roles": labels.ROLES,
     "notebook_phases": labels.NOTEBOOK_PHASES,
     "stop_reasons": labels.STOP_REASONS,
+    "alert_states": labels.ALERT_DELIVERY,
 }
 
 
@@ -283,7 +292,7 @@ def _service_error_for_request(
             )
         )
     else:
-        errors.general.append(exc.detail)
+        errors.general.append(error_text(exc, language))
     return errors
 
 
@@ -438,18 +447,18 @@ async def approve(
             "gpu_model" if (exc.field or "").startswith("quota") else "comment",
             language.gettext(N_("Choose a GPU model the platform offers."))
             if exc.field == "quota.gpu_model"
-            else exc.detail,
+            else error_text(exc, language),
         )
     except InvalidTransitionError as exc:
         status_code = 409
-        errors.general.append(exc.detail)
+        errors.general.append(error_text(exc, language))
     except ServiceUnavailableError as exc:
         status_code = 503
         errors.general.append(
             language.gettext(
                 N_("The approval could not be completed because a service is unavailable: ")
             )
-            + exc.detail
+            + error_text(exc, language)
         )
     await run_in_threadpool(session.rollback)
     context = await run_in_threadpool(_review_context, session, request, viewer, request_id)
@@ -484,7 +493,7 @@ async def reject(
         reject_errors = translate_validation(exc, {("reason",): "reason"}, language)
     except InvalidTransitionError as exc:
         status_code = 409
-        reject_errors.general.append(exc.detail)
+        reject_errors.general.append(error_text(exc, language))
     await run_in_threadpool(session.rollback)
     context = await run_in_threadpool(_review_context, session, request, viewer, request_id)
     return render(
@@ -522,6 +531,8 @@ def _tenant_context(session: Session, request: Request, viewer: Viewer, slug: st
         profiles = notebooks.list_profiles(_catalog(request), caller)
     return {
         **notebook_context,
+        **_budget_context(session, request, viewer, tenant),
+        "retention_days": _retention_days(settings),
         "profiles": profiles,
         "tenant": tenancy.tenant_out(tenant),
         "cluster": lifecycle.cluster_status(request.app.state.cluster, tenant),
@@ -535,6 +546,38 @@ def _tenant_context(session: Session, request: Request, viewer: Viewer, slug: st
     }
 
 
+def _budget_context(
+    session: Session, request: Request, viewer: Viewer, tenant: Tenant
+) -> dict[str, Any]:
+    """The tenant's budget this month (None: no budget) and the form's current values.
+
+    Shown to everyone who may see the tenant page: its members, platform admins and the
+    agency's own people (who see the same costs in the agency's cost report).
+    """
+    settings = portal_state(request).settings
+    try:
+        budget: BudgetOut | None = budgets.get_budget(session, tenant, settings.report_timezone)
+    except NotFoundError:
+        budget = None
+    values = (
+        {
+            "budget_monthly_sek": str(budget.monthly_sek),
+            "budget_enforce": "on" if budget.enforce else "",
+        }
+        if budget is not None
+        else {"budget_monthly_sek": "", "budget_enforce": ""}
+    )
+    return {
+        "budget": budget,
+        "budget_month": Month.parse(budget.month).first_day if budget is not None else None,
+        "budget_defaults": values,
+    }
+
+
+def _retention_days(settings: Settings) -> int:
+    return math.ceil(settings.tenant_retention_days)
+
+
 @router.get("/tenants/{slug}", name="portal_tenant")
 async def tenant_page(
     request: Request, slug: Slug, session: SessionDep, viewer: SignedIn
@@ -546,6 +589,28 @@ async def tenant_page(
         viewer = await refresh_viewer(request, viewer)
     context = await run_in_threadpool(_tenant_context, session, request, viewer, slug)
     return render(request, "tenant.html", viewer, **context)
+
+
+async def _tenant_with_errors(
+    request: Request,
+    session: Session,
+    viewer: Viewer,
+    slug: str,
+    errors: FormErrors,
+    *,
+    status_code: int | None = None,
+    **form: Any,
+) -> Response:
+    """The tenant page again after a failed form: nothing kept, the errors beside the form.
+
+    ``form`` names the failed form's values and errors for the template (``launch_values``,
+    ``member_errors``, …). The status is 422 when a field is to blame, else 409, unless given.
+    """
+    await run_in_threadpool(session.rollback)
+    context = await run_in_threadpool(_tenant_context, session, request, viewer, slug)
+    if status_code is None:
+        status_code = 422 if errors.fields else 409
+    return render(request, "tenant.html", viewer, status_code=status_code, **form, **context)
 
 
 # --- audit log ------------------------------------------------------------------------------
@@ -663,16 +728,8 @@ async def launch_notebook(
         errors.add(field, error_text(exc, language))
     except SandladaError as exc:
         errors.general.append(error_text(exc, language))
-    await run_in_threadpool(session.rollback)
-    context = await run_in_threadpool(_tenant_context, session, request, viewer, slug)
-    return render(
-        request,
-        "tenant.html",
-        viewer,
-        status_code=422 if errors.fields else 409,
-        launch_values=values,
-        launch_errors=errors,
-        **context,
+    return await _tenant_with_errors(
+        request, session, viewer, slug, errors, launch_values=values, launch_errors=errors
     )
 
 
@@ -848,16 +905,8 @@ async def add_member(
         )
     except SandladaError as exc:
         errors.general.append(error_text(exc, language))
-    await run_in_threadpool(session.rollback)
-    context = await run_in_threadpool(_tenant_context, session, request, viewer, slug)
-    return render(
-        request,
-        "tenant.html",
-        viewer,
-        status_code=422 if errors.fields else 409,
-        member_values=values,
-        member_errors=errors,
-        **context,
+    return await _tenant_with_errors(
+        request, session, viewer, slug, errors, member_values=values, member_errors=errors
     )
 
 
@@ -875,3 +924,164 @@ async def remove_member(
         members.remove_member, session, request.app.state.identity, caller, username
     )
     return redirect(request, f"{PREFIX}/tenants/{slug}?member_removed={quote(username)}#members")
+
+
+# --- budget (platform admins set it; the tenant page shows it) -----------------------------
+
+_BUDGET_MESSAGES = {
+    "decimal_parsing": N_("Enter an amount in kronor, for example 25000 or 25 000,50."),
+    "decimal_type": N_("Enter an amount in kronor, for example 25000 or 25 000,50."),
+    "greater_than": N_("Enter an amount greater than 0 kronor."),
+    "less_than_equal": N_("Enter an amount of at most 1 000 000 000 kronor."),
+    "decimal_max_digits": N_("Enter an amount of at most 1 000 000 000 kronor."),
+    "decimal_whole_digits": N_("Enter an amount of at most 1 000 000 000 kronor."),
+    "decimal_max_places": N_("Use at most two decimals (öre)."),
+}
+
+
+def budget_amount(value: str) -> str:
+    """A typed amount as pydantic reads it: spaces (thousands) dropped, a decimal comma → dot."""
+    return "".join(value.split()).replace("\u2212", "-").replace(",", ".")
+
+
+def budget_errors(exc: ValidationError, language: Language) -> FormErrors:
+    errors = FormErrors()
+    for error in exc.errors():
+        template = _BUDGET_MESSAGES.get(
+            str(error.get("type", "")), N_("Enter an amount in kronor, for example 25000.")
+        )
+        errors.add("budget_monthly_sek", language.gettext(template))
+    return errors
+
+
+@router.post("/tenants/{slug}/budget", name="portal_set_budget")
+async def set_budget(
+    request: Request, slug: Slug, session: SessionDep, viewer: AdminViewer, language: LanguageDep
+) -> Response:
+    form = await checked_form(request, viewer)
+    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    tenant = await run_in_threadpool(tenancy.get_tenant, session, viewer.user, slug)
+    amount = values.get("budget_monthly_sek", "").strip()
+    errors = FormErrors()
+    try:
+        if not amount:
+            errors.add("budget_monthly_sek", language.gettext(N_("Fill in this field.")))
+        else:
+            body = BudgetIn.model_validate(
+                {"monthly_sek": budget_amount(amount), "enforce": "budget_enforce" in values}
+            )
+            await run_in_threadpool(
+                budgets.set_budget,
+                session,
+                Actor.of(viewer.user),
+                tenant,
+                body,
+                portal_state(request).settings.report_timezone,
+            )
+            return redirect(request, f"{PREFIX}/tenants/{slug}?budget_saved=1#budget")
+    except ValidationError as exc:
+        errors = budget_errors(exc, language)
+    except SandladaError as exc:
+        errors.general.append(error_text(exc, language))
+    return await _tenant_with_errors(
+        request, session, viewer, slug, errors, budget_values=values, budget_errors=errors
+    )
+
+
+@router.post("/tenants/{slug}/budget/remove", name="portal_remove_budget")
+async def remove_budget(
+    request: Request, slug: Slug, session: SessionDep, viewer: AdminViewer
+) -> Response:
+    await checked_form(request, viewer)
+    tenant = await run_in_threadpool(tenancy.get_tenant, session, viewer.user, slug)
+    await run_in_threadpool(budgets.delete_budget, session, Actor.of(viewer.user), tenant)
+    return redirect(request, f"{PREFIX}/tenants/{slug}?budget_removed=1#budget")
+
+
+# --- tenant lifecycle (platform admins): suspend, resume, offboard --------------------------
+
+
+async def _lifecycle_change(
+    request: Request,
+    session: Session,
+    viewer: Viewer,
+    language: Language,
+    slug: str,
+    *,
+    change: Callable[[Session, Actor, TenantCluster | None, Tenant], Tenant],
+    done: str,
+) -> Response:
+    """Apply one lifecycle change as the API does (audited; cluster first, or nothing)."""
+    tenant = await run_in_threadpool(tenancy.get_tenant, session, viewer.user, slug)
+    errors = FormErrors()
+    status_code = 409
+    try:
+        await run_in_threadpool(
+            change, session, Actor.of(viewer.user), request.app.state.cluster, tenant
+        )
+        return redirect(request, f"{PREFIX}/tenants/{slug}?{done}=1#lifecycle")
+    except SandladaError as exc:
+        status_code = exc.status_code
+        errors.general.append(error_text(exc, language))
+    return await _tenant_with_errors(
+        request, session, viewer, slug, errors, status_code=status_code, lifecycle_errors=errors
+    )
+
+
+@router.post("/tenants/{slug}/suspend", name="portal_suspend")
+async def suspend_tenant(
+    request: Request, slug: Slug, session: SessionDep, viewer: AdminViewer, language: LanguageDep
+) -> Response:
+    await checked_form(request, viewer)
+    return await _lifecycle_change(
+        request, session, viewer, language, slug, change=lifecycle.suspend, done="suspended"
+    )
+
+
+@router.post("/tenants/{slug}/resume", name="portal_resume")
+async def resume_tenant(
+    request: Request, slug: Slug, session: SessionDep, viewer: AdminViewer, language: LanguageDep
+) -> Response:
+    await checked_form(request, viewer)
+    return await _lifecycle_change(
+        request, session, viewer, language, slug, change=lifecycle.resume, done="resumed"
+    )
+
+
+@router.get("/tenants/{slug}/offboard", name="portal_offboard_confirm")
+def offboard_confirm(
+    request: Request, slug: Slug, session: SessionDep, viewer: AdminViewer
+) -> Response:
+    """The confirmation step: what offboarding does and when the data is deleted."""
+    settings = portal_state(request).settings
+    tenant = tenancy.get_tenant(session, viewer.user, slug)
+    days = _retention_days(settings)
+    return render(
+        request,
+        "offboard.html",
+        viewer,
+        tenant=tenancy.tenant_out(tenant),
+        retention_days=days,
+        delete_on=datetime.now(UTC) + timedelta(days=settings.tenant_retention_days),
+        **ENUMS,
+    )
+
+
+@router.post("/tenants/{slug}/offboard", name="portal_offboard")
+async def offboard_tenant(
+    request: Request, slug: Slug, session: SessionDep, viewer: AdminViewer, language: LanguageDep
+) -> Response:
+    form = await checked_form(request, viewer)
+    if form.get("confirm") != slug:
+        # Only the confirmation page's button (which names the tenant) offboards.
+        return redirect(request, f"{PREFIX}/tenants/{slug}/offboard")
+    retention = timedelta(days=portal_state(request).settings.tenant_retention_days)
+
+    def offboard(
+        session: Session, actor: Actor, cluster: TenantCluster | None, tenant: Tenant
+    ) -> Tenant:
+        return lifecycle.offboard(session, actor, cluster, tenant, retention)
+
+    return await _lifecycle_change(
+        request, session, viewer, language, slug, change=offboard, done="offboarded"
+    )

@@ -38,7 +38,7 @@ def tenant_days(
 ) -> list[DayCost]:
     """Each day of ``month`` (up to ``now``) with its usage and its cost in SEK."""
     # The report's own split of the month into price-list periods.
-    periods = costs._month_periods(session, month)
+    periods = costs.month_periods(session, month)
     days = daily_usage(
         session,
         tenant_id,

@@ -139,6 +139,8 @@ def portal(
         keycloak_url=keycloak.base_url,
         kubeconfig=cluster.kubeconfig,
         tenant_sync_seconds=0.2,
+        # The app's budget loop, often: the admin-page test waits for its alerts.
+        budget_evaluation_seconds=1.0,
         portal_session_secret=secrets.token_urlsafe(32),  # type: ignore[arg-type]
         portal_mlflow_url="http://127.0.0.1:5000",
     )
