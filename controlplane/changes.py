@@ -42,6 +42,7 @@ class _SqliteReader:
     def __init__(self, path: str) -> None:
         self._path = path
         self._connection: sqlite3.Connection | None = None
+        self._failed_at = -_RETRY_SECONDS
 
     def _connect(self) -> sqlite3.Connection:
         # check_same_thread=False only because the loop's thread is not the creating thread in
@@ -55,10 +56,13 @@ class _SqliteReader:
     async def read(self, name: str) -> int | None:
         try:
             if self._connection is None:
+                if time.monotonic() - self._failed_at < _RETRY_SECONDS:
+                    return None  # not again on every request while it fails
                 self._connection = self._connect()
             row = self._connection.execute(_QUERY.replace("%s", "?"), (name,)).fetchone()
         except sqlite3.Error as error:
             log.warning("change counter unreadable", error=str(error))
+            self._failed_at = time.monotonic()
             await self.aclose()
             return None
         return int(row[0]) if row is not None else None
@@ -73,7 +77,7 @@ class _PostgresReader:
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
         self._connection: psycopg.AsyncConnection[tuple[int]] | None = None
-        self._failed_at = 0.0
+        self._failed_at = -_RETRY_SECONDS
 
     async def read(self, name: str) -> int | None:
         try:

@@ -7,7 +7,9 @@ behind the app's back, as another replica or a manual SQL fix would.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,10 +17,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text, update
 
 from controlplane.app import create_app
-from controlplane.database import Database
+from controlplane.changes import reader_for
+from controlplane.database import Database, make_engine
 from controlplane.models import Agency, Tenant
 from controlplane.settings import Settings
 from controlplane.tenancy.routes import _matches
+from infra.process import free_port
+from tests.fixtures.database import PostgresCluster
 from tests.fixtures.tokens import ADMIN, KIRUNA_COLLEAGUE, LULEA, LULEA_REQUESTER, TestIssuer
 from tests.integration.controlplane.conftest import Api
 
@@ -90,9 +95,9 @@ def test_one_bump_per_transaction_on_postgresql(cached: Api, outside: Database) 
         _tenant(cached, name=f"bulk-{n}")
     before = _counter(outside)
     with outside.session(write=True) as session:
-        changed = session.execute(update(Tenant).values(cpu=5)).rowcount
+        changed = session.execute(update(Tenant).values(cpu=5).returning(Tenant.id)).all()
         session.commit()
-    assert changed == 3
+    assert len(changed) == 3
     assert _counter(outside) == before + 1
 
 
@@ -136,9 +141,12 @@ def test_pages_are_per_caller_and_per_bounds(cached: Api) -> None:
     mine = cached.request("GET", BASE, KIRUNA_COLLEAGUE)
     assert [t["slug"] for t in mine.json()] == [kiruna]
     assert mine.headers["etag"] != everything.headers["etag"]
-    assert cached.request(
-        "GET", BASE, KIRUNA_COLLEAGUE, headers={"If-None-Match": everything.headers["etag"]}
-    ).json() == mine.json()
+    assert (
+        cached.request(
+            "GET", BASE, KIRUNA_COLLEAGUE, headers={"If-None-Match": everything.headers["etag"]}
+        ).json()
+        == mine.json()
+    )
     second_page = cached.request("GET", BASE, ADMIN, params={"limit": 1, "offset": 1})
     assert [t["slug"] for t in second_page.json()] == ["lulea-one"]
 
@@ -176,3 +184,26 @@ def test_without_cache_pages_are_rendered_every_time(
 )
 def test_if_none_match(header: str | None, expected: bool) -> None:
     assert _matches(header, '"t1-ab"') is expected
+
+
+@pytest.mark.postgres
+def test_counter_reader_says_none_when_it_cannot_read(
+    tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    async def read(url: str) -> int | None:
+        reader = reader_for(make_engine(url))
+        assert reader is not None
+        try:
+            return await reader.read("tenants")
+        finally:
+            await reader.aclose()
+
+    # An in-memory database has no second connection to read it through.
+    assert reader_for(make_engine("sqlite://")) is None
+    # Not migrated (no table): None, and the cache renders every request instead.
+    assert asyncio.run(read(f"sqlite:///{tmp_path / 'empty.db'}")) is None
+    # A PostgreSQL server that is not there (a port nobody listens on).
+    url = postgres_cluster.url("sandlada_template")
+    assert asyncio.run(read(url.replace(f":{postgres_cluster.port}/", f":{free_port()}/"))) is None
+    # A reachable, migrated database: the value.
+    assert isinstance(asyncio.run(read(url)), int)
