@@ -196,6 +196,53 @@ CATALOGUE: Final[dict[str, dict[Language, str]]] = {
         "en": "set-up is not finished ({what}: {error}); the status sync retries it",
         "sv": "uppsättningen är inte klar ({what}: {error}); statussynken försöker igen",
     },
+    # The identity provider (Keycloak admin API) and the Kubernetes cluster: a service the
+    # platform depends on is unreachable, refused, or not configured. {what} names the call
+    # and {error} the client's own report; both are diagnostics and stay as they are.
+    "identity.unavailable": {
+        "en": "the identity provider (Keycloak) cannot be reached or refused the control "
+        "plane's request; nothing was changed, try again in a while ({what}: {error})",
+        "sv": "identitetstjänsten (Keycloak) svarar inte eller nekade kontrollplanets anrop; "
+        "inget har ändrats, försök igen om en stund ({what}: {error})",
+    },
+    "identity.group_vanished": {
+        "en": "the identity provider (Keycloak) lost group {group} while it was being created; "
+        "nothing was changed, try again in a while",
+        "sv": "identitetstjänsten (Keycloak) tappade gruppen {group} medan den skapades; inget "
+        "har ändrats, försök igen om en stund",
+    },
+    "identity.signin_failed": {
+        "en": "the sign-in service (Keycloak) answered HTTP {status}; try again in a while",
+        "sv": "inloggningstjänsten (Keycloak) svarade HTTP {status}; försök igen om en stund",
+    },
+    "identity.not_configured": {
+        "en": "identity administration is not configured on this control plane "
+        "(SANDLADA_KEYCLOAK_URL), so members cannot be managed",
+        "sv": "identitetsadministration är inte konfigurerad i kontrollplanet "
+        "(SANDLADA_KEYCLOAK_URL), så medlemmar kan inte hanteras",
+    },
+    "cluster.not_configured": {
+        "en": "no Kubernetes cluster is configured (SANDLADA_KUBECONFIG); tenants are recorded "
+        "and provisioned once one is",
+        "sv": "inget Kubernetes-kluster är konfigurerat (SANDLADA_KUBECONFIG); miljöer "
+        "registreras och skapas när ett kluster finns",
+    },
+    "cluster.unavailable": {
+        "en": "Kubernetes is unavailable ({what}: {status} {reason}); try again shortly",
+        "sv": "Kubernetes svarar inte just nu ({what}: {status} {reason}); försök igen om en stund",
+    },
+    "cluster.unreachable": {
+        "en": "Kubernetes is unreachable ({what}: {error}); try again shortly",
+        "sv": "Kubernetes går inte att nå just nu ({what}: {error}); försök igen om en stund",
+    },
+    "cluster.refused": {
+        "en": "Kubernetes refused to {what}: {status} {reason}",
+        "sv": "Kubernetes nekade anropet ({what}): {status} {reason}",
+    },
+    "cluster.watch_ended": {
+        "en": "the Kubernetes watch on Tenants ended ({error})",
+        "sv": "Kubernetes-bevakningen av Tenant-resurser avbröts ({error})",
+    },
     # States and actions, used as parameters of the messages above
     "state.pending": {"en": "pending", "sv": "väntande"},
     "state.approved": {"en": "approved", "sv": "godkänd"},

@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from controlplane.errors import ConflictError, SandladaError, ServiceUnavailableError
+from controlplane.messages import Message, message
 from tenants.resource import GROUP, PLURAL, VERSION, Tenant
 
 FIELD_MANAGER = "sandlada-controlplane"
@@ -50,12 +51,18 @@ class ClusterNotConfiguredError(ConflictError):
 
     code = "cluster_not_configured"
 
+    def __init__(self, detail: str | Message | None = None) -> None:
+        # Callers pass NOT_CONFIGURED_MESSAGE (the English text) or nothing: both mean the
+        # catalogue's message, so the response is in the caller's language.
+        if detail is None or detail == NOT_CONFIGURED_MESSAGE:
+            detail = NOT_CONFIGURED
+        super().__init__(detail)
 
-NOT_CONFIGURED_MESSAGE = (
-    "no Kubernetes cluster is configured (SANDLADA_KUBECONFIG); tenants are recorded and "
-    "provisioned once one is / inget Kubernetes-kluster är konfigurerat; miljöer registreras och "
-    "skapas när ett kluster finns"
-)
+
+NOT_CONFIGURED = message("cluster.not_configured")
+# Both languages in one plain text, for places that cannot render per reader: logs, the CLI and
+# tenancy.lifecycle's cluster condition (which could use NOT_CONFIGURED.render(language)).
+NOT_CONFIGURED_MESSAGE = f"{NOT_CONFIGURED.render('en')} / {NOT_CONFIGURED.render('sv')}"
 
 
 def _call(what: str, call: Callable[[], T]) -> T:
@@ -64,14 +71,14 @@ def _call(what: str, call: Callable[[], T]) -> T:
     except ApiException as exc:
         if exc.status is None or exc.status == 0 or exc.status >= 500:
             raise ClusterUnavailableError(
-                f"Kubernetes is unavailable ({what}: {exc.status} {exc.reason}); try again "
-                "shortly / Kubernetes svarar inte just nu, försök igen om en stund"
+                message("cluster.unavailable", what=what, status=exc.status, reason=exc.reason)
             ) from exc
-        raise ClusterError(f"Kubernetes refused to {what}: {exc.status} {exc.reason}") from exc
+        raise ClusterError(
+            message("cluster.refused", what=what, status=exc.status, reason=exc.reason)
+        ) from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise ClusterUnavailableError(
-            f"Kubernetes is unreachable ({what}: {type(exc).__name__}); try again shortly / "
-            "Kubernetes går inte att nå just nu, försök igen om en stund"
+            message("cluster.unreachable", what=what, error=type(exc).__name__)
         ) from exc
 
 
@@ -227,7 +234,7 @@ class TenantWatch:
                 yield str(event.get("type")), event.get("object") or {}
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             raise ClusterUnavailableError(
-                f"Kubernetes watch on Tenants ended: {type(exc).__name__}"
+                message("cluster.watch_ended", error=type(exc).__name__)
             ) from exc
 
     def close(self) -> None:

@@ -19,14 +19,9 @@ import structlog
 from keycloak import KeycloakAdmin, KeycloakError, KeycloakOpenIDConnection
 
 from controlplane.errors import ServiceUnavailableError
+from controlplane.messages import message
 
 log = structlog.get_logger(__name__)
-
-_UNAVAILABLE = (
-    "the identity provider (Keycloak) cannot be reached or refused the control plane's "
-    "request; nothing was changed, try again in a while / identitetstjänsten (Keycloak) svarar "
-    "inte eller nekade kontrollplanets anrop; inget har ändrats, försök igen om en stund"
-)
 
 
 @dataclass(frozen=True)
@@ -76,7 +71,9 @@ class IdentityStore:
             yield
         except KeycloakError as exc:
             log.warning("identity provider call failed", call=what, error=str(exc))
-            raise ServiceUnavailableError(f"{_UNAVAILABLE} ({what}: {exc})") from exc
+            raise ServiceUnavailableError(
+                message("identity.unavailable", what=what, error=str(exc))
+            ) from exc
 
     def _one_user(self, query: dict[str, Any], field: str, value: str) -> IdentityUser | None:
         with self._call(f"look up user by {field}"):
@@ -122,7 +119,7 @@ class IdentityStore:
             return str(created)
         existing = self.group_id(name)
         if existing is None:  # deleted between our create and our read
-            raise ServiceUnavailableError(f"{_UNAVAILABLE} (group {name} vanished)")
+            raise ServiceUnavailableError(message("identity.group_vanished", group=name))
         return existing
 
     def members(self, group_id: str) -> list[IdentityUser]:

@@ -20,13 +20,10 @@ from controlplane.errors import (
 )
 from controlplane.identity.storage import IdentityStore, IdentityUser
 from controlplane.members.schemas import MemberIn, MemberOut, MemberRole
+from controlplane.messages import message
 from tenants.names import tenant_group
 
-NOT_CONFIGURED = (
-    "identity administration is not configured on this control plane (SANDLADA_KEYCLOAK_URL), so "
-    "members cannot be managed / identitetsadministration är inte konfigurerad, så medlemmar "
-    "kan inte hanteras"
-)
+NOT_CONFIGURED = message("identity.not_configured")
 
 
 def require(identity: IdentityStore | None) -> IdentityStore:

@@ -20,6 +20,7 @@ import httpx
 
 from controlplane.auth.oidc import OidcVerifier
 from controlplane.errors import NotAuthenticatedError, ServiceUnavailableError
+from controlplane.messages import message
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -70,7 +71,7 @@ class PortalOidcClient:
                 self._discovery = response.json()
             except (httpx.HTTPError, ValueError) as exc:
                 raise ServiceUnavailableError(
-                    f"sign-in service unreachable at {url}: {exc}"
+                    message("auth.idp_unreachable", url=url, error=str(exc))
                 ) from exc
         assert self._discovery is not None
         return str(self._discovery[name])
@@ -92,16 +93,17 @@ class PortalOidcClient:
         return f"{self._endpoint('authorization_endpoint')}?{urlencode(params)}"
 
     def _token_request(self, data: dict[str, str]) -> dict[str, Any]:
+        endpoint = self._endpoint("token_endpoint")
         try:
-            response = self._http.post(
-                self._endpoint("token_endpoint"),
-                data=data,
-                auth=(self.client_id, self._secret),
-            )
+            response = self._http.post(endpoint, data=data, auth=(self.client_id, self._secret))
         except httpx.HTTPError as exc:
-            raise ServiceUnavailableError(f"sign-in service unreachable: {exc}") from exc
+            raise ServiceUnavailableError(
+                message("auth.idp_unreachable", url=endpoint, error=str(exc))
+            ) from exc
         if response.status_code >= 500:
-            raise ServiceUnavailableError(f"sign-in service answered {response.status_code}")
+            raise ServiceUnavailableError(
+                message("identity.signin_failed", status=response.status_code)
+            )
         body = response.json() if response.content else {}
         if response.status_code != 200 or not isinstance(body, dict):
             raise NotAuthenticatedError(
