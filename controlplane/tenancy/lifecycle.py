@@ -40,10 +40,19 @@ from controlplane.identity.storage import IdentityStore
 from controlplane.members import service as members
 from controlplane.messages import DEFAULT_LANGUAGE, Language, Message, action, message, state
 from controlplane.models import DataClassification, Tenant, TenantStatus
+from controlplane.settings import get_settings
 from controlplane.tenancy.repository import TenantRepository
 from controlplane.tenancy.schemas import ClusterStatusOut
 from controlplane.tenancy.service import audit_view
-from tenants.resource import Agency, Condition, Phase, TenantQuota, TenantSpec, tenant_body
+from tenants.resource import (
+    Agency,
+    Condition,
+    Phase,
+    SharedService,
+    TenantQuota,
+    TenantSpec,
+    tenant_body,
+)
 from tenants.resource import DataClassification as ResourceClassification
 from tenants.resource import Tenant as TenantResource
 from tenants.status import READY
@@ -61,7 +70,15 @@ _CLASSIFICATION = {
 
 
 def tenant_spec(tenant: Tenant) -> TenantSpec:
-    """The Tenant resource's spec for a SQL tenant: what was granted, and whether it is paused."""
+    """The Tenant resource's spec for a SQL tenant: what was granted, and whether it is paused.
+
+    The platform's shared services are granted here, by the control plane: when the platform
+    runs MLflow (``SANDLADA_MLFLOW_ENABLED``) every tenant gets ``sharedServices: [mlflow]``,
+    and the operator renders the NetworkPolicy that lets its pods reach the server (and prunes
+    it when the grant goes). The setting is read from the process's settings because every
+    caller hands over only the SQL row; the served app uses the same settings object.
+    """
+    shared = [SharedService.MLFLOW] if get_settings().mlflow_enabled else []
     return TenantSpec(
         slug=tenant.slug,
         agency=Agency(
@@ -78,6 +95,7 @@ def tenant_spec(tenant: Tenant) -> TenantSpec:
         # The sandbox ends at the end of its last day (UTC).
         expires_at=datetime.combine(tenant.expires_on, time.max, tzinfo=UTC),
         suspended=tenant.status in (TenantStatus.SUSPENDED, TenantStatus.DELETING),
+        shared_services=shared,
     )
 
 

@@ -89,6 +89,11 @@ seccompProfile:
     secretKeyRef:
       name: {{ .Values.portal.existingSecret | quote }}
       key: {{ .Values.portal.sessionSecretKey | quote }}
+{{- if .Values.operator.mlflow.url }}
+{{- /* The operator runs tenants' MLflow workspaces: grant them egress to it. */}}
+- name: SANDLADA_MLFLOW_ENABLED
+  value: "true"
+{{- end }}
 {{- with .Values.portal.mlflowUrl }}
 - name: SANDLADA_PORTAL_MLFLOW_URL
   value: {{ . | quote }}
