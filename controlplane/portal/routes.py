@@ -561,7 +561,7 @@ def _budget_context(
         budget = None
     values = (
         {
-            "budget_monthly_sek": str(budget.monthly_sek),
+            "budget_monthly_sek": language_of(request).number(budget.monthly_sek, 2),
             "budget_enforce": "on" if budget.enforce else "",
         }
         if budget is not None
@@ -939,9 +939,14 @@ _BUDGET_MESSAGES = {
 }
 
 
-def budget_amount(value: str) -> str:
-    """A typed amount as pydantic reads it: spaces (thousands) dropped, a decimal comma → dot."""
-    return "".join(value.split()).replace("\u2212", "-").replace(",", ".")
+def budget_amount(value: str, language: str) -> str:
+    """A typed amount as pydantic reads it, written as people write it in ``language``.
+
+    Spaces (Swedish thousands separators, also no-break ones) are dropped; in Swedish the
+    decimal comma becomes a point, in English commas are thousands separators.
+    """
+    compact = "".join(value.split()).replace("\u2212", "-")
+    return compact.replace(",", ".") if language == "sv" else compact.replace(",", "")
 
 
 def budget_errors(exc: ValidationError, language: Language) -> FormErrors:
@@ -968,7 +973,10 @@ async def set_budget(
             errors.add("budget_monthly_sek", language.gettext(N_("Fill in this field.")))
         else:
             body = BudgetIn.model_validate(
-                {"monthly_sek": budget_amount(amount), "enforce": "budget_enforce" in values}
+                {
+                    "monthly_sek": budget_amount(amount, language.code),
+                    "enforce": "budget_enforce" in values,
+                }
             )
             await run_in_threadpool(
                 budgets.set_budget,

@@ -29,7 +29,6 @@ from tests.portal.conftest import (
     KeycloakUser,
     Portal,
     Shots,
-    valid_organisation_number,
     wait_for,
 )
 from tests.portal.test_journeys import _fill_request, check_both, new_context, set_language, sign_in
@@ -46,10 +45,9 @@ def admin(browser: Browser, portal: Portal) -> Iterator[Page]:
     context.close()
 
 
-def _new_tenant(page: Page, portal: Portal) -> str:
-    """A sandbox for a fresh agency, asked for and approved by the admin; its slug."""
+def _new_tenant(page: Page, portal: Portal, agency: KeycloakUser) -> str:
+    """A sandbox for ``agency``, asked for and approved by the admin; its slug."""
     name = f"adm-{uuid.uuid4().hex[:6]}"
-    agency = KeycloakUser("", "", "", valid_organisation_number())
     page.goto(portal.url + "/portal/requests/new")
     _fill_request(page, name, agency, gpus=0)
     page.get_by_role("button", name="Send request").click()
@@ -89,11 +87,17 @@ def _suspended_in_cluster(cluster: ClusterInfo, slug: str) -> bool:
     return bool(body["spec"].get("suspended"))
 
 
-def test_budget_and_lifecycle_on_the_tenant_page(
-    portal: Portal, admin: Page, shots: Shots, cluster: ClusterInfo
+def test_budget_and_lifecycle_on_the_tenant_page(  # noqa: PLR0917 - pytest fixtures
+    portal: Portal,
+    admin: Page,
+    shots: Shots,
+    cluster: ClusterInfo,
+    browser: Browser,
+    requester: KeycloakUser,
 ) -> None:
     page = admin
-    slug = _new_tenant(page, portal)
+    # The sandbox belongs to the requester's agency: its people see the budget, not the forms.
+    slug = _new_tenant(page, portal, requester)
     tenant_url = f"{portal.url}/portal/tenants/{slug}"
     try:
         page.goto(tenant_url)
@@ -138,10 +142,12 @@ def test_budget_and_lifecycle_on_the_tenant_page(
         expect(page.locator("#budget p.notice")).to_have_text("Budgeten har sparats.")
         expect(budget.locator("[data-budget]")).to_have_attribute("data-budget", "25000.50")
         expect(budget).to_contain_text("Bara larm; starter nekas inte")
-        expect(page.locator("#field-budget_monthly_sek")).to_have_value("25000.50")
+        # The form shows the amount as Swedish writes it (no-break space, decimal comma).
+        expect(page.locator("#field-budget_monthly_sek")).to_have_value("25\xa0000,50")
         expect(page.locator("#field-budget_enforce")).not_to_be_checked()
         check_both(page, portal, shots, "tenant-budget", "sv")
         set_language(page, portal, "en")
+        _agency_reader_sees_the_budget(browser, portal, shots, requester, tenant_url)
 
         # A real notebook, priced by the portal fixture's price list (1 SEK per core-second),
         # passes a 1-krona enforced budget: the app's budget loop records both alerts.
@@ -223,6 +229,33 @@ def test_budget_and_lifecycle_on_the_tenant_page(
     finally:
         with api_client(cluster) as api:
             k8s.CustomObjectsApi(api).delete_cluster_custom_object(GROUP, VERSION, PLURAL, slug)
+
+
+def _agency_reader_sees_the_budget(
+    browser: Browser, portal: Portal, shots: Shots, reader: KeycloakUser, tenant_url: str
+) -> None:
+    """Someone of the tenant's agency (not a platform admin): the budget, no forms."""
+    context = new_context(browser, "sv")
+    try:
+        page = context.new_page()
+        sign_in(page, portal, reader.username, reader.password)
+        page.goto(tenant_url)
+        budget = page.locator("#budget")
+        expect(budget.locator("[data-budget]")).to_have_attribute("data-budget", "25000.50")
+        expect(budget).to_contain_text("Månadsbudget")
+        expect(page.locator("#field-budget_monthly_sek")).to_have_count(0)
+        expect(page.locator("#lifecycle")).to_have_count(0)
+        check_both(page, portal, shots, "tenant-budget-reader", "sv")
+        token = page.locator("input[name='csrf_token']").first.get_attribute("value") or ""
+        for action in ("budget", "budget/remove", "suspend", "offboard"):
+            refused = page.request.post(
+                f"{tenant_url}/{action}",
+                form={"csrf_token": token, "budget_monthly_sek": "1", "confirm": "x"},
+                max_redirects=0,
+            )
+            assert refused.status == 403, (action, refused.status)
+    finally:
+        context.close()
 
 
 def test_offboarding_needs_the_confirmation_step(admin: Page, portal: Portal) -> None:
