@@ -17,6 +17,7 @@ which reports the failure the usual way.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from typing import Protocol
@@ -74,12 +75,43 @@ class _SqliteReader:
 
 
 class _PostgresReader:
+    """One connection, one query at a time; requests that arrive while a query is out share
+    the next one.
+
+    Sharing is only with a query *sent after* the request arrived, so every request still sees a
+    value at least as new as the last commit before it: arrivals join the read that is waiting
+    for the connection, never the one already on the wire. Under concurrent load this is one
+    round trip per batch of requests instead of one each.
+    """
+
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
         self._connection: psycopg.AsyncConnection[tuple[int]] | None = None
         self._failed_at = -_RETRY_SECONDS
+        self._lock = asyncio.Lock()
+        self._next: dict[str, asyncio.Future[int | None]] = {}
 
     async def read(self, name: str) -> int | None:
+        waiting = self._next.get(name)
+        if waiting is not None:
+            await asyncio.wait([waiting])  # waiting here never cancels the shared read
+            return None if waiting.cancelled() else waiting.result()
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._next[name] = future
+        try:
+            async with self._lock:
+                del self._next[name]  # later arrivals start the next read
+                value = await self._query(name)
+        except BaseException:
+            # Cancelled (shutdown): the requests that joined take their uncached path.
+            if self._next.get(name) is future:
+                del self._next[name]
+            future.cancel()
+            raise
+        future.set_result(value)
+        return value
+
+    async def _query(self, name: str) -> int | None:
         try:
             if self._connection is None or self._connection.closed:
                 if time.monotonic() - self._failed_at < _RETRY_SECONDS:

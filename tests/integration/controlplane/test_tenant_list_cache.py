@@ -203,7 +203,35 @@ def test_counter_reader_says_none_when_it_cannot_read(
     # Not migrated (no table): None, and the cache renders every request instead.
     assert asyncio.run(read(f"sqlite:///{tmp_path / 'empty.db'}")) is None
     # A PostgreSQL server that is not there (a port nobody listens on).
-    url = postgres_cluster.url("sandlada_template")
+    url = postgres_cluster.url("postgres")
     assert asyncio.run(read(url.replace(f":{postgres_cluster.port}/", f":{free_port()}/"))) is None
-    # A reachable, migrated database: the value.
-    assert isinstance(asyncio.run(read(url)), int)
+    # Reachable but not migrated: None.
+    assert asyncio.run(read(url)) is None
+
+
+def test_concurrent_counter_reads_share_round_trips_and_see_later_commits(
+    fresh_database_url: str,
+) -> None:
+    engine = make_engine(fresh_database_url)
+
+    async def scenario() -> tuple[list[int | None], int | None]:
+        reader = reader_for(engine)
+        assert reader is not None
+        try:
+            together = await asyncio.gather(*(reader.read("tenants") for _ in range(20)))
+            with engine.begin() as connection:
+                connection.execute(
+                    text("UPDATE change_counters SET version = version + 1 WHERE name = 'tenants'")
+                )
+            return list(together), await reader.read("tenants")
+        finally:
+            await reader.aclose()
+
+    try:
+        together, after = asyncio.run(scenario())
+    finally:
+        engine.dispose()
+    assert len(set(together)) == 1
+    first = together[0]
+    assert isinstance(first, int)
+    assert after == first + 1
