@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Integer, case, literal, select
+from sqlalchemy import Integer, Select, case, literal, select
 from sqlalchemy import func as sql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -27,6 +28,13 @@ UsageRow = tuple[int, str, str, str, int, str, float, float, float, float]
 # (tenant_id, slug, organisation number, agency name, price_from, gpu_model, gpu seconds,
 # CPU core-seconds, memory GiB-seconds, storage GiB-seconds, first day, last day)
 MonthlyRow = tuple[int, str, str, str, date, str, float, float, float, float, date, date]
+
+
+def _rows(session: Session, query: Select[*tuple[Any, ...]]) -> list[Any]:
+    # Core rows straight from the connection, fetched at once: a month for every agency is
+    # thousands of rows, and the ORM's (or a row-by-row fetch's) work per row costs more than
+    # the SQL.
+    return list(session.connection().execute(query).all())
 
 
 class CostRepository:
@@ -107,10 +115,10 @@ class CostRepository:
             )
             .join(Tenant, Tenant.id == grouped.c.tenant_id)
             .join(Agency, Agency.id == Tenant.agency_id)
+            # One order, so that the report adds the floats in the same order every time.
+            .order_by(grouped.c.tenant_id, grouped.c.period, grouped.c.gpu_model)
         )
-        # Core rows straight from the connection, as plain tuples: a month for every agency is
-        # thousands of rows, and the ORM's result processing per row costs more than the SQL.
-        return [tuple(row) for row in self.session.connection().execute(query)]
+        return _rows(self.session, query)
 
     def monthly_usage(
         self, month: date, *, agency_id: int | None = None, tenant_id: int | None = None
@@ -135,12 +143,14 @@ class CostRepository:
             .join(Tenant, Tenant.id == UsageMonthly.tenant_id)
             .join(Agency, Agency.id == Tenant.agency_id)
             .where(UsageMonthly.month == month)
+            # The same order as usage(): segments (price periods) are in date order.
+            .order_by(UsageMonthly.tenant_id, UsageMonthly.price_from, UsageMonthly.gpu_model)
         )
         if tenant_id is not None:
             query = query.where(UsageMonthly.tenant_id == tenant_id)
         if agency_id is not None:
             query = query.where(Tenant.agency_id == agency_id)
-        return [tuple(row) for row in self.session.connection().execute(query)]
+        return _rows(self.session, query)
 
     def agency_by_organisation_number(self, organisation_number: str) -> Agency | None:
         return self.session.scalars(

@@ -251,22 +251,32 @@ def month_periods(session: Session, month: Month) -> list[Period]:
 ReportSource = Literal["summary", "daily"]
 
 
-def _summary_rows(
+TenantUsage = dict[int, list[tuple[Period, Usage]]]
+TenantNames = dict[int, tuple[str, str, str]]
+
+
+def _summary_usage(
     session: Session, month: Month, periods: list[Period], agency_id: int | None
-) -> list[UsageRow] | None:
-    """The month's usage from ``usage_monthly``, each row assigned to its price period; None
-    if a row's price segment does not fit the periods the price lists give now.
+) -> tuple[TenantUsage, TenantNames] | None:
+    """The month's usage per tenant and price period from ``usage_monthly``; None if a row's
+    price segment does not fit the periods the price lists give now.
 
     A row's segment is the price list in force on its days when they were metered. Price lists
-    are only added or withdrawn for days after today, so that only changes for usage folded
-    for a future day (clock skew, a bulk load); the report then reads ``usage_daily``
-    instead, which is exact whatever the summary holds.
+    are only added or withdrawn for days after today (and re-key any later day already
+    metered), so a misfit needs usage folded for a future day racing a price list change, or
+    rows written around the product; the report then reads ``usage_daily`` instead, which is
+    exact whatever the summary holds.
     """
     index = {
         (p.prices.effective_from if p.prices is not None else NO_PRICE_LIST): i
         for i, p in enumerate(periods)
     }
-    rows: list[UsageRow] = []
+    usage: TenantUsage = defaultdict(list)
+    names: TenantNames = {}
+    amounts = Usage()
+    current: tuple[int, int] | None = None
+    # Ordered by tenant, segment (= period, in date order) and GPU model: the amounts of one
+    # (tenant, period) are consecutive rows, added in the order the usage_daily path adds them.
     for (
         tenant,
         slug,
@@ -281,10 +291,9 @@ def _summary_rows(
         first_day,
         last_day,
     ) in CostRepository(session).monthly_usage(month.first_day, agency_id=agency_id):
-        period = index.get(price_from)
-        if period is None or not (
-            periods[period].first <= first_day and last_day <= periods[period].last
-        ):
+        period_index = index.get(price_from, -1)
+        period = periods[period_index] if period_index >= 0 else None
+        if period is None or first_day < period.first or last_day > period.last:
             logger.warning(
                 "usage_monthly segment %s of tenant %s in %s does not match the price lists; "
                 "the report reads usage_daily (sandlada meter rebuild-summary repairs it)",
@@ -293,8 +302,17 @@ def _summary_rows(
                 month,
             )
             return None
-        rows.append((tenant, slug, org, name, period, model, gpu, cpu, memory, storage))
-    return rows
+        if current != (tenant, period_index):
+            current = (tenant, period_index)
+            amounts = Usage()
+            usage[tenant].append((period, amounts))
+            names[tenant] = (slug, org, name)
+        if model:
+            amounts.gpu_seconds[model] = amounts.gpu_seconds.get(model, 0.0) + gpu
+        amounts.cpu_core_seconds += cpu
+        amounts.memory_gib_seconds += memory
+        amounts.storage_gib_seconds += storage
+    return usage, names
 
 
 def _daily_rows(
@@ -311,12 +329,12 @@ def _daily_rows(
 
 def _usage_by_tenant(
     rows: list[UsageRow], periods: list[Period]
-) -> tuple[dict[int, list[tuple[Period, Usage]]], dict[int, tuple[str, str, str]]]:
-    usage: dict[int, list[tuple[Period, Usage]]] = defaultdict(list)
-    names: dict[int, tuple[str, str, str]] = {}
+) -> tuple[TenantUsage, TenantNames]:
+    usage: TenantUsage = defaultdict(list)
+    names: TenantNames = {}
     per_period: dict[tuple[int, int], Usage] = {}
-    # Sorted so that the float sums below add in one order whatever order the rows came in.
-    rows.sort(key=lambda row: (row[0], row[4], row[5]))
+    # The rows come ordered by tenant, period and GPU model (both queries), so the float sums
+    # below add in one order.
     for tenant, slug, org, agency_name, index, model, gpu, cpu, memory, storage in rows:
         amounts = per_period.get((tenant, index))
         if amounts is None:
@@ -352,10 +370,10 @@ def cost_report(
         agency = repository.agency_by_organisation_number(organisation_number)
         agency_id = agency.id if agency is not None else -1
     periods = _month_periods(session, month)
-    rows = _summary_rows(session, month, periods, agency_id) if source == "summary" else None
-    if rows is None:
-        rows = _daily_rows(session, periods, agency_id=agency_id)
-    usage, names = _usage_by_tenant(rows, periods)
+    summary = _summary_usage(session, month, periods, agency_id) if source == "summary" else None
+    usage, names = summary or _usage_by_tenant(
+        _daily_rows(session, periods, agency_id=agency_id), periods
+    )
 
     agencies: dict[str, tuple[str, list[TenantCostLine], Cost]] = {}
     unpriced: list[UnpricedUsage] = []

@@ -134,7 +134,7 @@ def test_summary_and_daily_reports_are_identical(session: Session, month: str) -
     metered(session)
     periods = service._month_periods(session, Month.parse(month))
     # The summary path is the one taken (no fallback to usage_daily).
-    assert service._summary_rows(session, Month.parse(month), periods, None) is not None
+    assert service._summary_usage(session, Month.parse(month), periods, None) is not None
     summary_json, summary_csv, daily_json, daily_csv = _both(session, month)
     assert summary_json == daily_json
     assert summary_csv == daily_csv
@@ -190,7 +190,7 @@ def test_a_price_list_changing_metered_days_is_rekeyed(session: Session) -> None
         memory="0.20", storage="9.00",
     )  # fmt: skip
     month = Month.parse("2026-10")
-    assert service._summary_rows(session, month, service._month_periods(session, month), None)
+    assert service._summary_usage(session, month, service._month_periods(session, month), None)
     summary_json, summary_csv, daily_json, daily_csv = _both(session, "2026-10")
     assert (summary_json, summary_csv) == (daily_json, daily_csv)
     assert summary_json != before[0]  # the new version applies from the 25th
@@ -208,7 +208,7 @@ def test_a_segment_that_does_not_fit_falls_back_to_usage_daily(session: Session)
     )  # fmt: skip
     month = Month.parse("2026-10")
     periods = service._month_periods(session, month)
-    assert service._summary_rows(session, month, periods, None) is None
+    assert service._summary_usage(session, month, periods, None) is None
     summary_json, summary_csv, daily_json, daily_csv = _both(session, "2026-10")
     assert (summary_json, summary_csv) == (daily_json, daily_csv)
     assert "2026-10-20" in summary_json
