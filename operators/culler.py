@@ -32,7 +32,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from operators.config import OperatorConfig
 from operators.storage import api_client_from_environment
-from tenants.notebook import KIND, PLURAL, StopReason, token_secret_name
+from tenants.notebook import PLURAL, StopReason, token_secret_name
+from tenants.notebook_builders import build_notebook_event, kubernetes_time
 from tenants.resource import GROUP, VERSION
 
 TOKEN_KEY = "token"  # noqa: S105  (the key name in the Secret, not a secret)
@@ -129,7 +130,7 @@ def parse_timestamp(value: object) -> datetime | None:
 
 
 def format_timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return kubernetes_time(moment)
 
 
 def jupyter_last_activity(payload: object) -> datetime | None:
@@ -335,29 +336,17 @@ class Culler:
         return dict(stored.get("status") or {})
 
     def _event(self, notebook: NotebookView, decision: CullDecision, now: datetime) -> None:
-        stamp = format_timestamp(now)
-        event: Any = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{notebook.name}.", "namespace": notebook.namespace},
-            "involvedObject": {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": KIND,
-                "name": notebook.name,
-                "namespace": notebook.namespace,
-                "uid": notebook.uid,
-            },
-            "type": "Normal",
-            "reason": decision.event_reason,
-            "action": "Stop",
-            "message": decision.message,
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": COMPONENT,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-        }
+        # The client accepts a plain dict here although its stubs name CoreV1Event.
+        event: Any = build_notebook_event(
+            notebook.namespace,
+            notebook.name,
+            notebook.uid,
+            reason=decision.event_reason,
+            action="Stop",
+            message=decision.message,
+            component=COMPONENT,
+            at=now,
+        )
         self.core.create_namespaced_event(notebook.namespace, event)
 
 

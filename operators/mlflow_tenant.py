@@ -24,9 +24,8 @@ from operators.mlflow_workspaces import (
 )
 from operators.notebook_storage import call_api
 from operators.storage import FIELD_MANAGER, KubernetesError
-from tenants.labels import standard_labels
+from tenants.builders import MLFLOW_SECRET, build_mlflow_secret
 from tenants.names import namespace_for
-from tenants.notebook_builders import MLFLOW_SECRET
 
 CONDITION = "MlflowReady"
 
@@ -94,18 +93,8 @@ class MlflowStep:
                 tracking_uri=self._config.mlflow_tracking_uri,
             )
         namespace = namespace_for(slug)
-        secret: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": MLFLOW_SECRET,
-                "namespace": namespace,
-                "labels": standard_labels(slug),
-                "ownerReferences": [owner],
-            },
-            "type": "Opaque",
-            "stringData": credentials.env(),
-        }
+        secret = build_mlflow_secret(slug, credentials.env())
+        secret["metadata"]["ownerReferences"] = [owner]
         call_api(
             f"apply Secret {namespace}/{MLFLOW_SECRET}",
             lambda: self._core.patch_namespaced_secret(

@@ -10,6 +10,7 @@ Owner references are not set here: they need the live Tenant's uid, which the op
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ PLATFORM_NAMESPACE = "sandlada-system"
 NOTEBOOK_SERVICE_ACCOUNT = "notebook"
 QUOTA_NAME = "sandlada-quota"
 LIMIT_RANGE_NAME = "sandlada-limits"
+MLFLOW_SECRET = "mlflow-tracking"  # noqa: S105  (the Secret's name, not a secret)
 ADMIN_ROLE = "sandlada-tenant-admin"
 MEMBER_ROLE = "sandlada-tenant-member"
 
@@ -387,3 +389,23 @@ def build_tenant_objects(spec: TenantSpec) -> TenantObjects:
         role_bindings=build_role_bindings(spec),
         service_account=build_service_account(spec),
     )
+
+
+def build_mlflow_secret(slug: str, env: Mapping[str, str]) -> Object:
+    """Secret ``mlflow-tracking`` in the tenant's namespace: its MLflow settings as variables.
+
+    ``env`` is what notebook pods get with ``envFrom`` (``MLFLOW_TRACKING_URI``,
+    ``MLFLOW_WORKSPACE``, ``MLFLOW_TRACKING_USERNAME``, ``MLFLOW_TRACKING_PASSWORD``); the
+    operator's MLflow step derives it and adds the owner reference to the Tenant.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": MLFLOW_SECRET,
+            "namespace": namespace_for(slug),
+            "labels": standard_labels(slug),
+        },
+        "type": "Opaque",
+        "stringData": dict(env),
+    }

@@ -11,6 +11,7 @@ cluster (as `tenants.builders` for tenants). `build_notebook_objects` gathers th
 - Secret ``nb-<name>-token`` (key ``token``): the operator creates it once and never rewrites it.
 - PersistentVolumeClaim ``home-<name>`` mounted at the home directory. The operator gives it no
   owner reference, so the user's files survive stopping and deleting the notebook.
+- Events about a notebook (`build_notebook_event`, e.g. the idle culler's record of a stop).
 
 A plain Pod rather than a StatefulSet: one replica, a stable name, and no controller between
 the operator and the scheduler (a StatefulSet adds a controller hop to every launch); the
@@ -22,12 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from tenants.builders import NOTEBOOK_SERVICE_ACCOUNT
+from tenants.builders import MLFLOW_SECRET, NOTEBOOK_SERVICE_ACCOUNT
 from tenants.labels import standard_labels
 from tenants.notebook import (
     JUPYTER_PORT,
+    KIND,
     NOTEBOOK_LABEL,
     OWNER_ANNOTATION,
     NotebookSpec,
@@ -37,11 +40,11 @@ from tenants.notebook import (
     tenant_of,
     token_secret_name,
 )
+from tenants.resource import GROUP, VERSION
 
 Object = dict[str, Any]
 
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-MLFLOW_SECRET = "mlflow-tracking"  # noqa: S105  (the Secret's name, not a secret)
 TOKEN_KEY = "token"  # noqa: S105  (a key name)
 HOME = "/home/jovyan"
 # The Jupyter Docker Stacks user (jovyan) and group (users).
@@ -256,3 +259,49 @@ def build_notebook_objects(
         service=build_service(namespace, name),
         pod=build_pod(namespace, name, spec),
     )
+
+
+def kubernetes_time(moment: datetime) -> str:
+    """A Kubernetes ``Time`` (RFC 3339 in UTC, whole seconds), e.g. ``2026-11-29T08:00:00Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_notebook_event(
+    namespace: str,
+    name: str,
+    uid: str,
+    *,
+    reason: str,
+    action: str,
+    message: str,
+    component: str,
+    at: datetime,
+) -> Object:
+    """A ``Normal`` core/v1 Event about Notebook ``name`` (uid ``uid``), reported by ``component``.
+
+    ``generateName`` ``<name>.``: each call is a new Event (the apiserver names it), the record
+    of one action, e.g. the culler stopping an idle notebook.
+    """
+    stamp = kubernetes_time(at)
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{name}.", "namespace": namespace},
+        "involvedObject": {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "name": name,
+            "namespace": namespace,
+            "uid": uid,
+        },
+        "type": "Normal",
+        "reason": reason,
+        "action": action,
+        "message": message,
+        "source": {"component": component},
+        "reportingComponent": component,
+        "reportingInstance": component,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }

@@ -16,11 +16,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tenants.builders import NOTEBOOK_SERVICE_ACCOUNT, POD_SECURITY_VERSION
+from tenants.builders import MLFLOW_SECRET, NOTEBOOK_SERVICE_ACCOUNT, POD_SECURITY_VERSION
 from tenants.catalog import load_catalog
 from tenants.notebook import NotebookSpec, notebook_spec
 from tenants.notebook_builders import (
-    MLFLOW_SECRET,
     SPEC_HASH_ANNOTATION,
     build_notebook_objects,
     build_pod,
