@@ -12,6 +12,7 @@ report's summary; see ``controlplane.models.usage``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Date,
     Float,
     and_,
+    bindparam,
     cast,
     delete,
     func,
@@ -59,6 +61,43 @@ def _affected(result: Any) -> int:
 def _insert(session: Session, table: Any) -> Any:
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+_AMOUNTS = ("gpu_seconds", "cpu_core_seconds", "memory_gib_seconds", "storage_gib_seconds")
+
+
+@functools.cache
+def _monthly_upsert(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE adding one day's amounts to its usage_monthly row."""
+    table: Any = UsageMonthly.__table__
+    day = bindparam("day", type_=Date())
+    in_force = (
+        select(func.max(PriceList.effective_from))
+        .where(PriceList.effective_from <= day)
+        .scalar_subquery()
+    )
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    statement = insert.values(
+        tenant_id=bindparam("tenant_id"),
+        month=bindparam("month", type_=Date()),
+        price_from=func.coalesce(in_force, literal(NO_PRICE_LIST, Date())),
+        gpu_model=bindparam("gpu_model"),
+        first_day=day,
+        last_day=day,
+        **{name: bindparam(name, type_=Float()) for name in _AMOUNTS},
+    )
+    least, greatest = (
+        (func.least, func.greatest) if dialect == "postgresql" else (func.min, func.max)
+    )
+    # Adding 0.0 leaves a float as it is, so every amount is added whatever the interval had.
+    return statement.on_conflict_do_update(
+        index_elements=["tenant_id", "month", "price_from", "gpu_model"],
+        set_={
+            **{name: table.c[name] + statement.excluded[name] for name in _AMOUNTS},
+            "first_day": least(table.c.first_day, statement.excluded.first_day),
+            "last_day": greatest(table.c.last_day, statement.excluded.last_day),
+        },
+    )
 
 
 class UsageRepository:
@@ -150,38 +189,24 @@ class UsageRepository:
         """Add one day's amounts to the (tenant, month, price segment, model) summary row.
 
         The segment is the ``effective_from`` of the price list in force on ``day``, read in
-        the same statement (a scalar subquery on the unique ``effective_from`` index).
+        the same statement (a scalar subquery on the unique ``effective_from`` index). The
+        statement is built once per dialect with bound parameters: it runs on every fold, and
+        building and cache-keying an upsert per call cost more than executing it.
         """
-        table = UsageMonthly.__table__
-        in_force = (
-            select(func.max(PriceList.effective_from))
-            .where(PriceList.effective_from <= day)
-            .scalar_subquery()
-        )
-        statement = _insert(self.session, table).values(
-            tenant_id=tenant_id,
-            month=day.replace(day=1),
-            price_from=func.coalesce(in_force, literal(NO_PRICE_LIST, Date())),
-            gpu_model=gpu_model,
-            first_day=day,
-            last_day=day,
-            **values,
-        )
-        postgres = self.session.get_bind().dialect.name == "postgresql"
-        least, greatest = (func.least, func.greatest) if postgres else (func.min, func.max)
-        statement = statement.on_conflict_do_update(
-            index_elements=["tenant_id", "month", "price_from", "gpu_model"],
-            set_={
-                **{
-                    name: table.c[name] + statement.excluded[name]
-                    for name, amount in values.items()
-                    if amount
-                },
-                "first_day": least(table.c.first_day, statement.excluded.first_day),
-                "last_day": greatest(table.c.last_day, statement.excluded.last_day),
+        statement = _monthly_upsert(self.session.get_bind().dialect.name)
+        self.session.execute(
+            statement,
+            {
+                "tenant_id": tenant_id,
+                "month": day.replace(day=1),
+                "day": day,
+                "gpu_model": gpu_model,
+                "gpu_seconds": values.get("gpu_seconds", 0.0),
+                "cpu_core_seconds": values.get("cpu_core_seconds", 0.0),
+                "memory_gib_seconds": values.get("memory_gib_seconds", 0.0),
+                "storage_gib_seconds": values.get("storage_gib_seconds", 0.0),
             },
         )
-        self.session.execute(statement)
 
     def has_daily_from(self, day: date) -> bool:
         """Whether any usage_daily row is for ``day`` or later (an index probe)."""

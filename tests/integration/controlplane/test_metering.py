@@ -23,6 +23,7 @@ from controlplane.models import (
     Tenant,
     UsageDaily,
     UsageInterval,
+    UsageMonthly,
 )
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -250,8 +251,16 @@ def test_concurrent_folds_add_once(fresh_database_url: str) -> None:
         assert sorted(results) == [0, 1]
         with database.session() as session:
             gpu = session.scalar(select(func.sum(UsageDaily.gpu_seconds)))
+            # The cost report's monthly summary was folded in the same transactions, once.
+            monthly = session.execute(
+                select(UsageMonthly.month, UsageMonthly.gpu_seconds).order_by(UsageMonthly.month)
+            ).all()
         # Folded up to the start of 2 Dec in Stockholm (23:00 UTC on 1 Dec).
         assert gpu == (datetime(2026, 12, 1, 23, tzinfo=UTC) - START).total_seconds()
+        assert [tuple(row) for row in monthly] == [
+            (date(2026, 11, 1), (datetime(2026, 11, 30, 23, tzinfo=UTC) - START).total_seconds()),
+            (date(2026, 12, 1), 24 * 3600.0),
+        ]
     finally:
         database.dispose()
 
