@@ -1,20 +1,28 @@
 """Benchmark: the monthly cost report for all agencies at 1 000 tenants and 10 million intervals.
 
 Usage: ``.venv/bin/python bench/costs.py [--tenants 1000] [--agencies 100] [--rows 10000000]
-[--runs 30] [--month 2026-10]``
+[--runs 30] [--month 2026-10] [--seed 7] [--own-gpu-model]``
 
 The run starts a throwaway PostgreSQL cluster (as ``tests/fixtures/database.py`` does), migrates
-it, inserts ``--agencies`` agencies and ``--tenants`` tenants, bulk-loads ``--rows`` raw pod
-intervals into ``usage_intervals`` with ``COPY`` (pods of 5 minutes to 10 hours, about 60 % with
-1–4 GPUs of one of three models, spread over the month and a day either side; plus two volumes
-per tenant in ``storage_intervals``), and rolls them up into ``usage_daily`` with one set-based
-SQL statement that splits every interval at the local midnights of the report time zone (the
-same rule as the metering fold, ``controlplane.metering.days.split_by_day``). Two price lists
-apply, one changing mid-month, so the report prices two periods.
+it, inserts ``--agencies`` agencies and ``--tenants`` tenants, and generates ``--rows`` raw pod
+intervals in ``usage_intervals`` inside PostgreSQL (``generate_series`` with ``random()`` after
+``setseed``: the same seed gives the same rows): pods of 5 minutes to 10 hours, about 60 % with
+1–4 GPUs of one of three models (``--own-gpu-model``: the tenant's granted model), 1–32 cores and
+1–128 GiB, starting anywhere in the month and a day either side; plus two volumes per tenant in
+``storage_intervals``. One set-based SQL statement rolls them up into ``usage_daily``, splitting
+every interval at the local midnights of the report time zone (the same rule as the metering
+fold, ``controlplane.metering.days.split_by_day``), and the product's own
+``UsageRepository.rebuild_monthly`` fills the report's summary ``usage_monthly`` from it. Two
+price lists apply, one changing mid-month, so the report prices two periods.
+
+Before timing, the summary's totals are checked against ``usage_daily`` per tenant, month and
+GPU model, and the report built from each is compared byte for byte (JSON and CSV).
 
 It then measures the report for all agencies (goal: ≤ 200 ms), ``--runs`` times each after
 three warm-up calls:
-- the service function ``controlplane.costs.service.cost_report`` in this process;
+- the service function ``controlplane.costs.service.cost_report`` in this process, from the
+  summary (what the API serves) and from ``usage_daily`` (the previous path, for comparison),
+  with this process's CPU per report and the usage query's server time (EXPLAIN ANALYZE);
 - ``GET /api/v1/reports/costs?month=…`` (JSON and CSV) on the control plane served by uvicorn
   in its own process, one keep-alive connection, a platform-admin token from a local issuer.
 p50/p95 are printed with the machine's load average (the machine may be shared).
