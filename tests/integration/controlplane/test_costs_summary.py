@@ -15,9 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from controlplane import cli
 from controlplane.costs import service
 from controlplane.costs.pricing import Month
+from controlplane.database import Database
 from controlplane.metering import service as metering
 from controlplane.metering.intervals import EndSource, PodInterval, Requests, VolumeInterval
 from controlplane.metering.repository import UsageRepository
@@ -221,3 +224,28 @@ def test_the_report_reads_the_summary(session: Session) -> None:
     summary_json, _, daily_json, _ = _both(session, "2026-10")
     assert '"agencies":[]' in summary_json
     assert '"agencies":[]' not in daily_json
+
+
+def test_rebuild_summary_command(fresh_database_url: str) -> None:
+    """``sandlada meter rebuild-summary`` restores a summary that usage_daily was loaded without."""
+    database = Database.from_url(fresh_database_url)
+    try:
+        with database.session() as session:
+            metered(session)
+            session.commit()
+            expected = _both(session, "2026-10")
+            session.execute(delete(UsageMonthly))
+            session.commit()
+            assert '"agencies":[]' in _both(session, "2026-10")[0]
+        env = {"SANDLADA_DATABASE_URL": fresh_database_url, "SANDLADA_ENVIRONMENT": "test"}
+        runner = CliRunner()
+        result = runner.invoke(cli.app, ["meter", "rebuild-summary"], env=env)
+        assert result.exit_code == 0, result.output
+        assert "usage_monthly: " in result.stdout
+        with database.session() as session:
+            assert _both(session, "2026-10") == expected
+        bad = runner.invoke(cli.app, ["meter", "rebuild-summary", "--since", "2026-13"], env=env)
+        assert bad.exit_code == 2
+        assert "--since" in bad.stderr
+    finally:
+        database.dispose()
