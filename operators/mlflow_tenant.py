@@ -26,6 +26,7 @@ from operators.notebook_storage import call_api
 from operators.storage import FIELD_MANAGER, KubernetesError
 from tenants.builders import MLFLOW_SECRET, build_mlflow_secret
 from tenants.names import namespace_for
+from tenants.resource import SharedService, TenantSpec
 
 CONDITION = "MlflowReady"
 
@@ -38,6 +39,7 @@ class Reason:
     UNAVAILABLE = "MlflowUnavailable"
     REFUSED = "MlflowRefused"
     SUSPENDED = "Suspended"
+    NOT_GRANTED = "NotGranted"
 
 
 @dataclass(frozen=True)
@@ -139,4 +141,19 @@ def failure(exc: MlflowAdminError | KubernetesError) -> Outcome:
         ready=False,
         reason=Reason.UNAVAILABLE if retryable else Reason.REFUSED,
         message=f"MLflow workspace not provisioned: {exc}",
+    )
+
+
+def as_granted(outcome: Outcome, spec: TenantSpec) -> Outcome:
+    """``outcome`` as the tenant's pods see it: without ``mlflow`` in ``spec.sharedServices``
+    (granted by the control plane) its NetworkPolicies block the egress, so a provisioned
+    workspace is not usable (under a CNI that enforces them) and the condition says why."""
+    if not outcome.ready or SharedService.MLFLOW in spec.shared_services:
+        return outcome
+    return Outcome(
+        ready=False,
+        reason=Reason.NOT_GRANTED,
+        message=f"{outcome.message}; but spec.sharedServices does not list mlflow, so the "
+        "tenant's NetworkPolicies block its pods from reaching MLflow (the control plane grants "
+        "it when SANDLADA_MLFLOW_ENABLED is set)",
     )

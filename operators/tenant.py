@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from operators.config import OperatorConfig
 from operators.drift import drifted
 from operators.mlflow_tenant import CONDITION as MLFLOW_CONDITION
-from operators.mlflow_tenant import MlflowStep, Outcome, failure
+from operators.mlflow_tenant import MlflowStep, Outcome, as_granted, failure
 from operators.mlflow_workspaces import MlflowAdminError
 from operators.storage import KubernetesError, KubernetesStorage, api_client_from_environment
 from tenants.builders import GPU_RESOURCE, build_network_policies, build_tenant_objects
@@ -296,7 +296,7 @@ def _mlflow_step(memo: kopf.Memo, spec: TenantSpec, name: str, uid: str) -> tupl
     try:
         if spec.suspended:
             return step.suspend(spec.slug), False
-        return step.provision(spec.slug, owner), False
+        return as_granted(step.provision(spec.slug, owner), spec), False
     except MlflowAdminError as exc:
         return failure(exc), exc.retryable
     except KubernetesError as exc:
