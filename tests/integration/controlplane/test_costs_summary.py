@@ -13,11 +13,11 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from controlplane import cli
+from controlplane import cli, migrate
 from controlplane.costs import service
 from controlplane.costs.pricing import Month
 from controlplane.database import Database
@@ -247,5 +247,27 @@ def test_rebuild_summary_command(fresh_database_url: str) -> None:
         bad = runner.invoke(cli.app, ["meter", "rebuild-summary", "--since", "2026-13"], env=env)
         assert bad.exit_code == 2
         assert "--since" in bad.stderr
+    finally:
+        database.dispose()
+
+
+def test_migration_backfills_the_summary(fresh_database_url: str) -> None:
+    """Migration 0006 fills usage_monthly from the usage_daily rows that exist (both dialects):
+    down to 0005 drops it, up again gives the same reports, from the summary."""
+    database = Database.from_url(fresh_database_url)
+    try:
+        with database.session() as session:
+            metered(session)
+            session.commit()
+            expected = {month: _both(session, month) for month in ("2026-09", "2026-10")}
+        database.dispose()
+        migrate.downgrade(fresh_database_url, "0005")
+        migrate.upgrade(fresh_database_url)
+        with database.session() as session:
+            assert session.scalar(select(func.count()).select_from(UsageMonthly))
+            for month, reports in expected.items():
+                periods = service._month_periods(session, Month.parse(month))
+                assert service._summary_usage(session, Month.parse(month), periods, None)
+                assert _both(session, month) == reports
     finally:
         database.dispose()
