@@ -304,7 +304,8 @@ def sync_tenants(
     A tenant past its last day (``expires_on``) is offboarded as an admin would: suspended at
     once, deleted ``retention`` later. The pass also finishes what an approval could not (the
     Tenant resource or the identity groups, when the apiserver or Keycloak failed) and re-applies
-    a resource whose ``spec.suspended`` disagrees with SQL.
+    a resource whose ``spec.suspended`` disagrees with SQL or whose ``sharedServices`` differ
+    from what the platform grants now.
 
     No lock is held while the pass talks to the apiserver or Keycloak: it reads a snapshot, makes
     the outside calls, and writes each change in its own short transaction that re-checks the
@@ -322,8 +323,9 @@ def sync_tenants(
         resource = resources.get(tenant.slug)
         if _step(database, cluster, tenant, resource, report, retention=retention, now=now):
             continue
-        if resource is not None and resource.spec.suspended != tenant.body["spec"]["suspended"]:
-            # An apply after a committed change failed (apiserver down); converge now.
+        if resource is not None and _drifted(resource.spec, tenant.body["spec"]):
+            # An apply after a committed change failed (apiserver down), or the platform's
+            # grants changed (MLflow switched on or off); converge now.
             cluster.apply_tenant(tenant.body)
             report.reapplied.append(tenant.slug)
         if (
@@ -333,6 +335,13 @@ def sync_tenants(
         ):
             report.groups.append(tenant.slug)
     return report
+
+
+def _drifted(live: TenantSpec, wanted: dict[str, Any]) -> bool:
+    """Whether the resource's spec lacks what SQL and the platform's settings say it should have."""
+    return live.suspended != wanted["suspended"] or sorted(live.shared_services) != sorted(
+        SharedService(service) for service in wanted.get("sharedServices", [])
+    )
 
 
 def retry_groups(database: Database, identity: IdentityStore) -> list[str]:

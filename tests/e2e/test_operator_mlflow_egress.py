@@ -152,3 +152,26 @@ def test_without_mlflow_no_egress_to_it(
         "sandlada-allow-platform-ingress",
     }
     _offboard(api, slug)
+
+
+def test_sync_grants_mlflow_to_tenants_created_before_it_was_switched_on(
+    control_plane: tuple[Api, pytest.MonkeyPatch], networking: k8s.NetworkingV1Api, cluster: Any
+) -> None:
+    api, monkeypatch = control_plane
+    _mlflow_enabled(monkeypatch, False)
+    slug = _approve(api)
+    api.wait_status(slug, "ready")
+    assert _policy(networking, slug) is None
+    # MLflow switched on later: the next sync pass re-applies the spec with the grant.
+    _mlflow_enabled(monkeypatch, True)
+    response = api.call("POST", "/api/v1/tenants/sync")
+    assert response.status_code == 200, response.text
+    assert slug in response.json()["reapplied"]
+    resource = _resource(cluster, slug)
+    assert resource is not None
+    assert resource["spec"]["sharedServices"] == ["mlflow"]
+    wait_for(lambda: _policy(networking, slug), f"NetworkPolicy {POLICY}")
+    # A second pass finds nothing to converge.
+    again = api.call("POST", "/api/v1/tenants/sync")
+    assert slug not in again.json()["reapplied"]
+    _offboard(api, slug)
