@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 from collections import defaultdict
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+import structlog
 from sqlalchemy.orm import Session
 from stdnum.exceptions import ValidationError
 from stdnum.se import orgnr
@@ -51,7 +51,7 @@ from controlplane.schemas import format_organisation_number
 
 PRICE_UNIT = Decimal("0.0001")
 
-logger = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 def today(timezone: str, now: datetime | None = None) -> date:
@@ -294,12 +294,12 @@ def _summary_usage(
         period_index = index.get(price_from, -1)
         period = periods[period_index] if period_index >= 0 else None
         if period is None or first_day < period.first or last_day > period.last:
-            logger.warning(
-                "usage_monthly segment %s of tenant %s in %s does not match the price lists; "
-                "the report reads usage_daily (sandlada meter rebuild-summary repairs it)",
-                price_from,
-                slug,
-                month,
+            log.warning(
+                "usage_monthly segment does not match the price lists; the report reads "
+                "usage_daily (sandlada meter rebuild-summary repairs the summary)",
+                price_from=str(price_from),
+                tenant=slug,
+                month=str(month),
             )
             return None
         if current != (tenant, period_index):
