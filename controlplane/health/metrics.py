@@ -31,6 +31,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._labelled: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,6 +51,19 @@ class MetricsMiddleware:
         finally:
             # The route template, not the raw path, keeps label cardinality bounded.
             route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
+            counter, histogram = self._children(scope["method"], route, status)
+            counter.inc()
+            histogram.observe(time.perf_counter() - start)
+
+    def _children(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+        # labels() looks the child up under a lock with a tuple of strings each time; the set
+        # of (method, route template, status) is small and fixed, so keep the children.
+        key = (method, route, status)
+        children = self._labelled.get(key)
+        if children is None:
+            children = (
+                self.metrics.requests.labels(method, route, str(status)),
+                self.metrics.latency.labels(method, route),
+            )
+            self._labelled[key] = children
+        return children
