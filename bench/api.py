@@ -329,6 +329,15 @@ def _run(
             measurement["ratio"] = round(
                 measurement["controlplane"]["median_rps"] / measurement["bare"]["median_rps"], 3
             )
+            # Each round measures both back to back, so a per-round ratio is less exposed to
+            # the machine's load moving between rounds than the ratio of the two medians.
+            measurement["median_round_ratio"] = round(
+                statistics.median(
+                    cp["rps"] / bare["rps"]
+                    for bare, cp in zip(runs["bare"], runs["controlplane"], strict=True)
+                ),
+                3,
+            )
             measurements.append(measurement)
     finally:
         for server in (app_server, bare_server):
