@@ -39,11 +39,25 @@ class ChangeCounterReader(Protocol):
     async def aclose(self) -> None: ...
 
 
-class _SqliteReader:
+class _Backoff:
+    """After a failure, no new connection for a second: not one attempt and warning per request."""
+
+    def __init__(self) -> None:
+        self._failed_at = -_RETRY_SECONDS
+
+    def _may_connect(self) -> bool:
+        return time.monotonic() - self._failed_at >= _RETRY_SECONDS
+
+    def _failed(self, error: Exception) -> None:
+        log.warning("change counter unreadable", error=str(error))
+        self._failed_at = time.monotonic()
+
+
+class _SqliteReader(_Backoff):
     def __init__(self, path: str) -> None:
+        super().__init__()
         self._path = path
         self._connection: sqlite3.Connection | None = None
-        self._failed_at = -_RETRY_SECONDS
 
     def _connect(self) -> sqlite3.Connection:
         # check_same_thread=False only because the loop's thread is not the creating thread in
@@ -57,13 +71,12 @@ class _SqliteReader:
     async def read(self, name: str) -> int | None:
         try:
             if self._connection is None:
-                if time.monotonic() - self._failed_at < _RETRY_SECONDS:
-                    return None  # not again on every request while it fails
+                if not self._may_connect():
+                    return None
                 self._connection = self._connect()
             row = self._connection.execute(_QUERY.replace("%s", "?"), (name,)).fetchone()
         except sqlite3.Error as error:
-            log.warning("change counter unreadable", error=str(error))
-            self._failed_at = time.monotonic()
+            self._failed(error)
             await self.aclose()
             return None
         return int(row[0]) if row is not None else None
@@ -74,7 +87,7 @@ class _SqliteReader:
             self._connection = None
 
 
-class _PostgresReader:
+class _PostgresReader(_Backoff):
     """One connection, one query at a time; requests that arrive while a query is out share
     the next one.
 
@@ -85,9 +98,9 @@ class _PostgresReader:
     """
 
     def __init__(self, conninfo: str) -> None:
+        super().__init__()
         self._conninfo = conninfo
         self._connection: psycopg.AsyncConnection[tuple[int]] | None = None
-        self._failed_at = -_RETRY_SECONDS
         self._lock = asyncio.Lock()
         self._next: dict[str, asyncio.Future[int | None]] = {}
 
@@ -114,16 +127,15 @@ class _PostgresReader:
     async def _query(self, name: str) -> int | None:
         try:
             if self._connection is None or self._connection.closed:
-                if time.monotonic() - self._failed_at < _RETRY_SECONDS:
-                    return None  # do not try to connect on every request while it is down
+                if not self._may_connect():
+                    return None
                 self._connection = await psycopg.AsyncConnection.connect(
                     self._conninfo, autocommit=True, connect_timeout=2
                 )
             cursor = await self._connection.execute(_QUERY, (name,))
             row = await cursor.fetchone()
         except psycopg.Error as error:
-            log.warning("change counter unreadable", error=str(error))
-            self._failed_at = time.monotonic()
+            self._failed(error)
             await self.aclose()
             return None
         return int(row[0]) if row is not None else None
