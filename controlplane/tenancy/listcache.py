@@ -129,9 +129,6 @@ class TenantListCache:
             content = service.list_tenants_json(session, user, limit=key[3], offset=key[4])
         return Page(content, version, _etag(version, key) if version is not None else None)
 
-    def clear(self) -> None:
-        self._pages.clear()
-
     async def aclose(self) -> None:
         if self._reader is not None:
             await self._reader.aclose()
