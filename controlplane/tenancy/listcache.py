@@ -27,14 +27,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 
 from controlplane.auth.principal import User
 from controlplane.changes import ChangeCounterReader, reader_for
 from controlplane.database import Database
-from controlplane.models import ChangeCounter
 from controlplane.models.changes import TENANTS
 from controlplane.tenancy import service
+from controlplane.tenancy.repository import TenantRepository
 
 # (platform admin, agency, tenant groups, limit, offset)
 _Key = tuple[bool, str | None, frozenset[str], int, int]
@@ -123,9 +122,7 @@ class TenantListCache:
     def _render(self, user: User, key: _Key) -> Page:
         with self._database.session() as session:
             # The counter first, then the rows (see the module docstring).
-            version = session.scalar(
-                select(ChangeCounter.version).where(ChangeCounter.name == TENANTS)
-            )
+            version = TenantRepository(session).list_version()
             content = service.list_tenants_json(session, user, limit=key[3], offset=key[4])
         return Page(content, version, _etag(version, key) if version is not None else None)
 

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import Row, Select, bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from controlplane.models import Agency, Tenant, TenantStatus
+from controlplane.models import Agency, ChangeCounter, Tenant, TenantStatus
+from controlplane.models.changes import TENANTS
 
 LIST_COLUMNS = (
     Tenant.slug,
@@ -85,6 +86,12 @@ class TenantRepository:
         connection = self.session.connection()
         statement = _list_statement(everything, has_org, has_slugs)
         return list(connection.execute(statement, parameters).all())
+
+    def list_version(self) -> int | None:
+        """The ``tenants`` change counter (moved by triggers on tenants and agencies)."""
+        return self.session.scalar(
+            select(ChangeCounter.version).where(ChangeCounter.name == TENANTS)
+        )
 
     def get_by_slug(self, slug: str) -> Tenant | None:
         return self.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
