@@ -58,9 +58,12 @@ def _affected(result: Any) -> int:
     return result.rowcount
 
 
-def _insert(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
+def _insert_for(dialect: str, table: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _insert(session: Session, table: Any) -> Any:
+    return _insert_for(session.get_bind().dialect.name, table)
 
 
 _AMOUNTS = ("gpu_seconds", "cpu_core_seconds", "memory_gib_seconds", "storage_gib_seconds")
@@ -76,7 +79,7 @@ def _monthly_upsert(dialect: str) -> Any:
         .where(PriceList.effective_from <= day)
         .scalar_subquery()
     )
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    insert = _insert_for(dialect, table)
     statement = insert.values(
         tenant_id=bindparam("tenant_id"),
         month=bindparam("month", type_=Date()),
